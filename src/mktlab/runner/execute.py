@@ -1,0 +1,92 @@
+"""Executing a notebook with Papermill and turning the outcome into a run status."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import papermill as pm
+from papermill.exceptions import PapermillExecutionError
+
+
+@dataclass
+class Outcome:
+    status: str  # FINISHED | FAILED | KILLED
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "FINISHED"
+
+
+def describe_error(error: BaseException) -> str:
+    """One paragraph naming the failing cell and the error."""
+    if isinstance(error, PapermillExecutionError):
+        source = "\n".join("    " + line for line in (error.source or "").strip().splitlines()[:8])
+        return f"cell {error.cell_index} (execution {error.exec_count}) raised {error.ename}: {error.evalue}\n{source}"
+    return f"{type(error).__name__}: {error}"
+
+
+class _TerminateAsInterrupt:
+    """Within the block, SIGTERM raises KeyboardInterrupt like Ctrl-C does."""
+
+    def __enter__(self) -> None:
+        self._previous = signal.getsignal(signal.SIGTERM)
+        try:
+            signal.signal(signal.SIGTERM, self._raise)
+        except ValueError:  # not the main thread (e.g. a launcher worker thread)
+            self._previous = None
+
+    @staticmethod
+    def _raise(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+
+
+def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True) -> Outcome:
+    """Run `notebook` into `output` with `parameters` injected after its `parameters` cell.
+
+    The kernel's stdout/stderr stream to this terminal (training progress bars), and
+    Papermill shows its cell progress bar. The output notebook is written even when a
+    cell raises or the run is interrupted.
+    """
+    try:
+        with _TerminateAsInterrupt():
+            pm.execute_notebook(
+                str(notebook),
+                str(output),
+                parameters=parameters,
+                cwd=str(cwd),
+                progress_bar=progress,
+                stdout_file=sys.stdout,
+                stderr_file=sys.stderr,
+                report_mode=False,
+            )
+    except PapermillExecutionError as error:
+        return Outcome("FAILED", error)
+    except KeyboardInterrupt as error:
+        return Outcome("KILLED", error)
+    except Exception as error:  # kernel died, notebook unreadable, ...
+        return Outcome("FAILED", error)
+    return Outcome("FINISHED")
+
+
+def export_html(notebook: Path) -> Path | None:
+    """An HTML copy of an executed notebook beside it (None when it cannot be read)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    try:
+        node = nbformat.read(notebook, as_version=4)
+        body, _ = HTMLExporter().from_notebook_node(node)
+    except Exception:  # a notebook cut off mid-write still gets its .ipynb logged
+        return None
+    html = notebook.with_suffix(".html")
+    html.write_text(body, encoding="utf-8")
+    return html

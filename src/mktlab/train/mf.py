@@ -1,0 +1,92 @@
+"""Matrix factorization: loss, task and fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from mktlab.data.ratings import RatingsData
+from mktlab.models.mf import MatrixFactorization
+from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.train.optim import build_optimizer
+from mktlab.train.state import init_state, merge_module
+from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, num_batches
+
+
+def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float) -> tuple[jax.Array, dict]:
+    """Mean squared error plus `l2` times the squared norm of the factors and biases each rating touches."""
+    del key  # matrix factorization draws nothing at random in a step
+    p, q, b_u, b_i = model.components(batch["users"], batch["items"])
+    error = model.global_mean.value + b_u + b_i + jnp.sum(p * q, axis=-1) - batch["ratings"]
+    mse = jnp.mean(error**2)
+    penalty = jnp.mean(jnp.sum(p**2, -1) + jnp.sum(q**2, -1) + b_u**2 + b_i**2)
+    return mse + l2 * penalty, {"mse": mse}
+
+
+def module_kwargs(cfg: Any, data: RatingsData) -> dict[str, Any]:
+    """Constructor arguments of the module (saved with its parameters)."""
+    return {
+        "num_users": data.num_users,
+        "num_items": data.num_items,
+        "dim": cfg.model.dim,
+        "init_scale": cfg.model.init_scale,
+        "use_bias": cfg.model.use_bias,
+        "global_mean": float(np.mean(data.train.ratings)),
+    }
+
+
+def predict(model: MatrixFactorization, users: np.ndarray, items: np.ndarray, *, scale: tuple[float, float], batch_size: int = 65536) -> np.ndarray:
+    """Predicted ratings clipped to the rating scale."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return np.asarray(_predict(graphdef, params, rest, users, items, scale, batch_size))
+
+
+def _predict(graphdef, params, rest, users, items, scale, batch_size):
+    apply = jax.jit(lambda users, items: jnp.clip(merge_module(graphdef, params, rest)(users, items), *scale))
+    return batched_apply(apply, {"users": jnp.asarray(users), "items": jnp.asarray(items)}, batch_size)
+
+
+def build_task(cfg: Any, data: RatingsData) -> TrainTask:
+    """The loop's view of matrix factorization on `data`."""
+    steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
+    tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    kwargs = module_kwargs(cfg, data)
+    graphdef, _ = init_state(MatrixFactorization(**kwargs, rngs=nnx.Rngs(0)), tx)
+    loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2)  # noqa: E731
+    epoch = compile_epoch(make_train_step(graphdef, loss, tx), cfg.trainer.batch_size)
+    train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
+    val_users, val_items, val_ratings = data.val.users, data.val.items, data.val.ratings
+    scale = data.rating_scale
+
+    @jax.jit
+    def val_predictions(params, rest, users, items):
+        return jnp.clip(merge_module(graphdef, params, rest)(users, items), *scale)
+
+    def init(key: jax.Array):
+        return init_state(MatrixFactorization(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1]
+
+    def validate(state) -> dict[str, float]:
+        if len(val_ratings) == 0:
+            return {}
+        error = np.asarray(val_predictions(state.params, state.rest, val_users, val_items)) - val_ratings
+        return {"val_rmse": float(np.sqrt(np.mean(error**2))), "val_mae": float(np.mean(np.abs(error)))}
+
+    return TrainTask(
+        init=init,
+        train_epoch=lambda state, key: epoch(state, train_arrays, key),
+        validate=validate,
+        monitor="val_rmse" if len(val_ratings) else "train_loss",
+        mode="min",
+        graphdef=graphdef,
+    )
+
+
+def fit(cfg: Any, data: RatingsData, tracker: Any = None) -> FitResult:
+    from mktlab.train import run_keys
+
+    keys = run_keys(cfg.seed)
+    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="mf")
