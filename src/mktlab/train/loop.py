@@ -31,7 +31,8 @@ class TrainTask:
         init: `init(key) -> state`.
         train_epoch: `train_epoch(state, key) -> (state, metrics)`, one compiled epoch.
         validate: `validate(state) -> metrics` on the validation split (names start `val_`).
-        monitor: the validation metric that early stopping and model selection watch.
+        monitor: the validation metric that early stopping and model selection watch;
+            an epoch whose metrics lack it is neither a candidate nor counted as patience.
         mode: `"min"` or `"max"`: which direction of `monitor` is better.
         graphdef: the module's graph, so the result can rebuild the best module.
         on_epoch_end: optional `hook(epoch, state, row)`, e.g. to render samples.
@@ -116,8 +117,9 @@ def fit_loop(
                 "lower optim.lr, add optim.grad_clip, or check the data for extreme values"
             )
         row.update(task.validate(state))
+        monitored = task.monitor in row  # a model may validate only some epochs (e.g. image metrics)
         score = row.get(task.monitor, math.nan)
-        if not math.isfinite(score):
+        if monitored and not math.isfinite(score):
             bar.close()
             raise NonFiniteLossError(f"the monitored metric {task.monitor} is {score} at epoch {epoch}")
         result.history.append({"epoch": epoch, **row})
@@ -125,7 +127,9 @@ def fit_loop(
             tracker.log_metrics(row, step=epoch)
         if task.on_epoch_end is not None:
             task.on_epoch_end(epoch, state, row)
-        if _improved(score, result.best_score, task.mode, trainer.min_delta):
+        if not monitored:
+            pass
+        elif _improved(score, result.best_score, task.mode, trainer.min_delta):
             result.state, result.best_epoch, result.best_score, waited = state, epoch, score, 0
         else:
             waited += 1
