@@ -138,5 +138,7 @@ def fit_loop(
             result.stopped_early = True
             break
     bar.close()
+    if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
+        result.state, result.best_epoch = state, result.history[-1]["epoch"]
     result.seconds = time.perf_counter() - started
     return result
