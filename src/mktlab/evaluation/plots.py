@@ -76,3 +76,66 @@ def calibration_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, b
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def pr_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str = "Precision-recall curve"):
+    """`{label: (y_true, y_score)}` -> precision against recall, average precision in the legend."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    base = None
+    for label, (y_true, y_score) in curves.items():
+        precision, recall, _ = precision_recall_curve(y_true, y_score)
+        ax.plot(recall, precision, label=f"{label} (AP {average_precision_score(y_true, y_score):.3f})")
+        base = float(np.mean(y_true))
+    if base is not None:
+        ax.axhline(base, color="grey", ls="--", lw=1, label=f"random ({base:.3f})")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def gains_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: float | None = None, title: str = "Cumulative gains"):
+    """`{label: (y_true, y_score)}` -> share of positives reached against the share contacted, best first.
+
+    `mark` draws a vertical line at that share (e.g. the 20% a campaign can mail).
+    """
+    from mktlab.evaluation.marketing import gains_curve
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    for label, (y_true, y_score) in curves.items():
+        contacted, reached = gains_curve(y_true, y_score)
+        at = f", {np.interp(mark, contacted, reached):.0%} at {mark:.0%}" if mark else ""
+        ax.plot(contacted, reached, label=f"{label}{at}")
+    ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="random")
+    if mark:
+        ax.axvline(mark, color="black", ls=":", lw=1)
+    ax.set_xlabel("share of customers contacted (best scores first)")
+    ax.set_ylabel("share of buyers reached")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lift_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: float | None = None, title: str = "Lift"):
+    """`{label: (y_true, y_score)}` -> cumulative lift (positive rate over the base rate) against the share contacted."""
+    from mktlab.evaluation.marketing import lift_curve
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.5))
+    for label, (y_true, y_score) in curves.items():
+        contacted, lift = lift_curve(y_true, y_score)
+        start = max(int(0.02 * len(contacted)), 1) - 1  # the first few customers give a jumpy, meaningless lift
+        ax.plot(contacted[start:], lift[start:], label=label)
+    ax.axhline(1.0, color="grey", ls="--", lw=1, label="random")
+    if mark:
+        ax.axvline(mark, color="black", ls=":", lw=1)
+    ax.set_xlabel("share of customers contacted (best scores first)")
+    ax.set_ylabel("cumulative lift")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -16,11 +17,24 @@ def _tracking_settings(tracking: Any) -> tuple[str, str | None]:
 
 
 def get_client(tracking: Any) -> MlflowClient:
-    """An `MlflowClient` on the configured store; creates the SQLite file's folder if needed."""
+    """An `MlflowClient` on the configured store.
+
+    For SQLite, the file's folder is created, and the store's tables are created under
+    an exclusive file lock: MLflow's first-use migration is not safe when several
+    processes (parallel sweep jobs, a notebook beside the runner) start at once.
+    """
     uri, _ = _tracking_settings(tracking)
+    client = MlflowClient(tracking_uri=uri)
     if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    return MlflowClient(tracking_uri=uri)
+        database = Path(uri.removeprefix("sqlite:///"))
+        database.parent.mkdir(parents=True, exist_ok=True)
+        with open(database.with_name(database.name + ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                client.search_experiments(max_results=1)  # creates or migrates the tables
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    return client
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:

@@ -1,0 +1,90 @@
+"""Click-prediction metrics: ROC AUC, log loss, GAUC, calibration, AUC by bucket."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from mktlab.evaluation.classification import binary_report
+
+
+def group_aucs(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray) -> pd.DataFrame:
+    """Per-group ROC AUC (ties count one half) and impressions, for groups with both classes.
+
+    Rank-sum (Mann-Whitney) form computed for all groups at once: within a group,
+    AUC = (sum of the positives' ranks - P(P+1)/2) / (P N).
+    """
+    frame = pd.DataFrame({"g": np.asarray(groups), "y": np.asarray(y_true).astype(np.int64), "s": np.asarray(y_score, np.float64)})
+    frame["rank"] = frame.groupby("g")["s"].rank(method="average")
+    stats = frame.assign(pos_rank=frame["rank"] * frame["y"]).groupby("g").agg(
+        impressions=("y", "size"), positives=("y", "sum"), pos_rank=("pos_rank", "sum")
+    )
+    stats["negatives"] = stats["impressions"] - stats["positives"]
+    stats = stats[(stats["positives"] > 0) & (stats["negatives"] > 0)]
+    p, n = stats["positives"].astype(np.float64), stats["negatives"].astype(np.float64)
+    stats["auc"] = (stats["pos_rank"] - p * (p + 1) / 2) / (p * n)
+    return stats[["impressions", "positives", "negatives", "auc"]]
+
+
+def gauc(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+    """Group AUC: per-user AUC weighted by the user's impressions, over users with both classes.
+
+    Returns:
+        (GAUC, number of users it averages over); NaN and 0 when no user has both classes.
+    """
+    stats = group_aucs(y_true, y_score, groups)
+    if stats.empty:
+        return float("nan"), 0
+    return float(np.average(stats["auc"], weights=stats["impressions"])), len(stats)
+
+
+def click_report(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray, *, prefix: str = "") -> dict[str, float]:
+    """`binary_report` (ROC AUC, PR AUC, log loss, Brier, accuracy) plus GAUC (and its users)
+    and calibration in the large: mean predicted probability against the observed CTR."""
+    if len(y_true) == 0:
+        return {}
+    y_score = np.clip(np.asarray(y_score, np.float64), 1e-7, 1 - 1e-7)
+    group_auc, users = gauc(y_true, y_score, groups)
+    report = {
+        **binary_report(y_true, y_score),
+        "gauc": group_auc,
+        "gauc_users": users,
+        "mean_predicted": float(np.mean(y_score)),
+        "observed_ctr": float(np.mean(y_true)),
+    }
+    return {f"{prefix}{k}": v for k, v in report.items()}
+
+
+def auc_by_bucket(
+    y_true: np.ndarray, scores: Mapping[str, np.ndarray], buckets: np.ndarray, *, edges: list[int]
+) -> pd.DataFrame:
+    """ROC AUC of each scorer within buckets of an integer (e.g. history length).
+
+    Args:
+        y_true: clicks.
+        scores: scorer name -> scores.
+        buckets: the integer each impression is bucketed by.
+        edges: bucket lower bounds, ascending; the last bucket is open-ended.
+
+    Returns:
+        One row per non-empty bucket: `bucket` (label), `impressions`, `ctr`, and one AUC column per scorer
+        (NaN where the bucket holds a single class).
+    """
+    y_true = np.asarray(y_true).astype(np.int64)
+    index = np.searchsorted(np.asarray(edges), np.asarray(buckets), side="right") - 1
+    rows = []
+    for b, low in enumerate(edges):
+        members = index == b
+        if not members.any():
+            continue
+        high = edges[b + 1] - 1 if b + 1 < len(edges) else None
+        label = f"{low}" if high == low else (f"{low}-{high}" if high is not None else f"{low}+")
+        row: dict[str, float | str] = {"bucket": label, "impressions": int(members.sum()), "ctr": float(y_true[members].mean())}
+        both = len(np.unique(y_true[members])) == 2
+        for name, score in scores.items():
+            row[name] = float(roc_auc_score(y_true[members], np.asarray(score)[members])) if both else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)

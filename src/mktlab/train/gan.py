@@ -1,0 +1,365 @@
+"""GAN training: losses, the D and G steps, the scanned epoch, the evaluation classifier,
+`fit`, and sampling from a trained or saved generator.
+
+One training step is `d_steps` discriminator updates (each on its own real minibatch and
+a fresh generated one) followed by one generator update; an epoch shows the
+discriminator every training image once, as one `jax.lax.scan`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx, struct
+
+from mktlab.config.schema import OptimConfig, TrainerConfig
+from mktlab.data.images import ImageData, ImageSplit
+from mktlab.evaluation.images import ImageScorer, gaussian_stats, image_metrics, map_in_chunks
+from mktlab.models.gan import Discriminator, Generator, ImageClassifier
+from mktlab.train.checkpoint import load_module, load_module_from_run, save_module
+from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.train.optim import build_optimizer
+from mktlab.train.state import TrainState, init_state, merge_module
+from mktlab.train.steps import Step, compile_epoch, make_train_step, num_batches
+
+# Sub-keys of the run's model key: the parameter init uses the key itself.
+FIXED_LATENT_STREAM, EVAL_LATENT_STREAM = 1, 2
+
+
+@struct.dataclass
+class GANState:
+    """Both players' training states, one pytree."""
+
+    g: TrainState
+    d: TrainState
+
+
+# --------------------------------------------------------------------------- losses and steps
+
+
+def d_loss(d: Discriminator, batch: dict[str, jax.Array], *, key: jax.Array, label_smoothing: float = 0.0) -> tuple[jax.Array, dict]:
+    """Binary cross-entropy of D on real (target 1 - label_smoothing) and generated (target 0) images."""
+    del key
+    real, fake = d(batch["real"]), d(batch["fake"])
+    loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.full_like(real, 1.0 - label_smoothing)))
+    loss = loss + jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake)))
+    return loss, {"real_accuracy": jnp.mean(real > 0), "fake_accuracy": jnp.mean(fake < 0)}
+
+
+def g_loss(g: Generator, batch: dict[str, Any], *, key: jax.Array, d_graphdef: nnx.GraphDef) -> tuple[jax.Array, dict]:
+    """Non-saturating generator loss, -log D(G(z)): strong gradients while D still wins.
+
+    The discriminator's variables arrive in the batch (`d_params`, `d_rest`) so the
+    gradient is taken with respect to the generator only.
+    """
+    del key
+    d = merge_module(d_graphdef, batch["d_params"], batch["d_rest"])
+    return jnp.mean(jax.nn.softplus(-d(g(batch["z"])))), {}
+
+
+@dataclass(frozen=True)
+class GANSteps:
+    """The pure steps: `d_step(d_state, {"real", "fake"})`, `g_step(g_state, {"z", "d_params", "d_rest"})`,
+    and `train_step(GANState, {"images"})` = `d_steps` D updates then one G update."""
+
+    d_step: Step
+    g_step: Step
+    train_step: Step
+
+
+def make_gan_steps(
+    g_graphdef: nnx.GraphDef,
+    d_graphdef: nnx.GraphDef,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    *,
+    latent_dim: int,
+    batch_size: int,
+    d_steps: int = 1,
+    label_smoothing: float = 0.0,
+) -> GANSteps:
+    """Build the D, G and combined steps (each a pure function, jit it or scan it)."""
+    d_step = make_train_step(d_graphdef, lambda m, b, *, key: d_loss(m, b, key=key, label_smoothing=label_smoothing), d_tx)
+    g_step = make_train_step(g_graphdef, lambda m, b, *, key: g_loss(m, b, key=key, d_graphdef=d_graphdef), g_tx)
+
+    def train_step(state: GANState, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[GANState, dict]:
+        reals = batch["images"].reshape(d_steps, batch_size, *batch["images"].shape[1:])
+        # Generated images for D come from G in training mode (batch statistics), as in G's own step.
+        generator = merge_module(g_graphdef, state.g.params, state.g.rest)
+
+        def d_update(d_state: TrainState, inputs: tuple[jax.Array, jax.Array]):
+            index, real = inputs
+            step_key = jax.random.fold_in(key, index)
+            fake = jax.lax.stop_gradient(generator(jax.random.normal(step_key, (batch_size, latent_dim))))
+            return d_step(d_state, {"real": real, "fake": fake}, key=step_key)
+
+        d_state, d_metrics = jax.lax.scan(d_update, state.d, (jnp.arange(d_steps), reals))
+        g_key = jax.random.fold_in(key, d_steps)
+        z = jax.random.normal(g_key, (batch_size, latent_dim))
+        g_state, g_metrics = g_step(state.g, {"z": z, "d_params": d_state.params, "d_rest": d_state.rest}, key=g_key)
+        metrics = {
+            "d_loss": jnp.mean(d_metrics["loss"]),
+            "g_loss": g_metrics["loss"],
+            "d_real_accuracy": jnp.mean(d_metrics["real_accuracy"]),
+            "d_fake_accuracy": jnp.mean(d_metrics["fake_accuracy"]),
+        }
+        return GANState(g=g_state, d=d_state), metrics
+
+    return GANSteps(d_step=d_step, g_step=g_step, train_step=train_step)
+
+
+# --------------------------------------------------------------------------- modules and sampling
+
+
+def generator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
+    """Constructor arguments of the generator (saved with its parameters)."""
+    return {"latent_dim": cfg.model.latent_dim, "image_size": data.image_size, "channels": data.image_shape[-1],
+            "features": cfg.model.g_features}
+
+
+def discriminator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
+    return {"image_size": data.image_size, "channels": data.image_shape[-1], "features": cfg.model.d_features}
+
+
+def make_sampler(g_graphdef: nnx.GraphDef):
+    """`sample(params, rest, z) -> images`, jitted, with batch norm on its running averages."""
+
+    @jax.jit
+    def sample(params: Any, rest: Any, z: jax.Array) -> jax.Array:
+        generator = merge_module(g_graphdef, params, rest)
+        generator.eval()
+        return generator(z)
+
+    return sample
+
+
+def generate(generator: Generator, n: int, *, key: jax.Array, batch_size: int = 4096) -> np.ndarray:
+    """`n` images in [-1, 1], shape (n, size, size, channels), from latents drawn with `key`."""
+    graphdef, params, rest = nnx.split(generator, nnx.Param, ...)
+    sample = make_sampler(graphdef)
+    z = jax.random.normal(key, (n, generator.latent_dim))
+    return map_in_chunks(lambda chunk: sample(params, rest, chunk), z, batch_size)
+
+
+def load_generator(directory: str | Path) -> Generator:
+    """A generator saved under `directory` (the run's `model/` artifact)."""
+    return load_module(directory)  # type: ignore[return-value]
+
+
+def generate_from_run(run_id: str, n: int, *, tracking_uri: str, seed: int = 0) -> np.ndarray:
+    """`n` new images from the generator a run saved (artifact `model/`), latents seeded by `seed`."""
+    generator = load_module_from_run(run_id, tracking_uri=tracking_uri, artifact_path="model")
+    return generate(generator, n, key=jax.random.key(seed))  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- evaluation classifier
+
+CLASSIFIER_VERSION = 1  # bump when ImageClassifier or its training changes: cached classifiers are retrained
+CLASSIFIER_BATCH = 128
+CLASSIFIER_LR = 1e-3
+
+
+def classifier_loss(model: ImageClassifier, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[jax.Array, dict]:
+    del key
+    logits = model(batch["images"])
+    loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["labels"]))
+    return loss, {"accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["labels"])}
+
+
+def train_classifier(train: ImageSplit, val: ImageSplit, num_classes: int, *, epochs: int, seed: int = 0,
+                     progress: bool = False) -> tuple[ImageClassifier, dict[str, float]]:
+    """Train the evaluation classifier with the shared loop; keeps the epoch of best validation accuracy."""
+    image_size, channels = train.images.shape[1], train.images.shape[-1]
+    kwargs = {"image_size": int(image_size), "num_classes": num_classes, "channels": int(channels)}
+    tx = build_optimizer(OptimConfig(lr=CLASSIFIER_LR))
+    graphdef, _ = init_state(ImageClassifier(**kwargs, rngs=nnx.Rngs(0)), tx)
+    epoch = compile_epoch(make_train_step(graphdef, classifier_loss, tx), CLASSIFIER_BATCH)
+    arrays = {"images": jnp.asarray(train.images), "labels": jnp.asarray(train.labels)}
+    predict = jax.jit(lambda params, rest, images: jnp.argmax(merge_module(graphdef, params, rest)(images), -1))
+
+    def validate(state: TrainState) -> dict[str, float]:
+        if len(val) == 0:
+            return {}
+        predicted = map_in_chunks(lambda chunk: predict(state.params, state.rest, chunk), val.images, 4096)
+        return {"val_accuracy": float(np.mean(predicted == val.labels))}
+
+    task = TrainTask(
+        init=lambda key: init_state(ImageClassifier(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1],
+        train_epoch=lambda state, key: epoch(state, arrays, key),
+        validate=validate,
+        monitor="val_accuracy",
+        mode="max",
+        graphdef=graphdef,
+    )
+    model_key, train_key = jax.random.split(jax.random.key(seed))
+    trainer = TrainerConfig(epochs=epochs, batch_size=CLASSIFIER_BATCH, patience=None, progress=progress)
+    result = fit_loop(task, trainer, model_key=model_key, train_key=train_key, desc="evaluation classifier")
+    info = {"val_accuracy": result.best_score, "best_epoch": result.best_epoch, "epochs": epochs, **kwargs}
+    return result.model, info  # type: ignore[return-value]
+
+
+def classifier_cache_dir(data: ImageData, cache_dir: str | Path, epochs: int) -> Path:
+    key = hashlib.sha256(f"{data.fingerprint()}|v{CLASSIFIER_VERSION}|epochs={epochs}".encode()).hexdigest()[:16]
+    return Path(cache_dir) / "gan_classifier" / f"{data.source}-{key}"
+
+
+def load_or_train_classifier(data: ImageData, *, cache_dir: str | Path, epochs: int,
+                             progress: bool = False) -> tuple[ImageClassifier, Path]:
+    """The evaluation classifier of `data` (every class of its full training split).
+
+    Trained once per data set and kept under `<cache_dir>/gan_classifier/`, keyed by a
+    digest of the training images and the classifier's settings; later runs load it.
+    Returns the classifier and its folder (`params.npz`, `module.json`, `info.json`).
+    """
+    target = classifier_cache_dir(data, cache_dir, epochs)
+    if (target / "info.json").is_file():
+        return load_module(target), target  # type: ignore[return-value]
+    model, info = train_classifier(data.full_train, data.full_val, data.num_classes, epochs=epochs, progress=progress)
+    info = {**info, "source": data.source, "fingerprint": data.fingerprint(), "version": CLASSIFIER_VERSION}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and renamed into place: a concurrent run never sees half a classifier.
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        kwargs = {k: info[k] for k in ("image_size", "num_classes", "channels")}
+        save_module(model, tmp, kwargs=kwargs)
+        (tmp / "info.json").write_text(json.dumps(info, indent=2))
+        try:
+            os.replace(tmp, target)
+        except OSError:  # another run cached it first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return model, target
+
+
+# --------------------------------------------------------------------------- fit
+
+
+@dataclass
+class GANFitResult(FitResult):
+    """`FitResult` plus what the GAN's evaluation needs.
+
+    Attributes:
+        samples: epoch -> the fixed latent batch rendered at that epoch (epoch 0: before training).
+        generator_kwargs: the generator's constructor arguments.
+        g_graphdef: the generator's graph.
+        scorer: features and class probabilities under the evaluation classifier.
+        classifier_dir: the cached classifier's folder.
+        val_reference: the real-vs-real reference of the per-epoch validation metrics.
+    """
+
+    samples: dict[int, np.ndarray] = field(default_factory=dict)
+    generator_kwargs: dict[str, Any] = field(default_factory=dict)
+    g_graphdef: Any = None
+    scorer: ImageScorer | None = None
+    classifier_dir: Path | None = None
+    val_reference: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def model(self) -> Generator:
+        """The kept epoch's generator, in evaluation mode (batch norm on running averages)."""
+        generator = merge_module(self.g_graphdef, self.state.g.params, self.state.g.rest)
+        generator.eval()
+        return generator  # type: ignore[return-value]
+
+
+def gan_batch_size(trainer: TrainerConfig, num_images: int, d_steps: int) -> int:
+    """Real images per D step: `trainer.batch_size`, fewer when the data cannot fill `d_steps` batches."""
+    if d_steps < 1:
+        raise ValueError(f"model.d_steps={d_steps}: must be at least 1")
+    size = min(trainer.batch_size, num_images // d_steps)
+    if size < 1:
+        raise ValueError(f"{num_images} training images cannot fill {d_steps} discriminator batches")
+    return size
+
+
+def evaluation_count(cfg: Any, data: ImageData) -> int:
+    """Generated images scored per evaluation: `model.eval_samples`, at most the training images."""
+    return min(cfg.model.eval_samples, len(data.train))
+
+
+def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
+    """Train the GAN on `data.train`; the epoch with the lowest validation FID is kept.
+
+    Every `trainer.sample_every` epochs (and at the last) the fixed latent batch is
+    rendered and `eval_samples` generated images are scored against the validation
+    split (`val_fid`, `val_inception_score`, `val_class_coverage`).
+    """
+    from mktlab.train import run_keys
+
+    keys = run_keys(cfg.seed)
+    classifier, classifier_dir = load_or_train_classifier(
+        data, cache_dir=cfg.paths.cache, epochs=cfg.model.classifier_epochs, progress=cfg.trainer.progress
+    )
+    scorer = ImageScorer(classifier, batch_size=cfg.trainer.eval_batch_size)
+    m, trainer = cfg.model, cfg.trainer
+    batch_size = gan_batch_size(trainer, len(data.train), m.d_steps)
+    steps_per_epoch = num_batches(len(data.train), batch_size * m.d_steps)
+    g_tx = build_optimizer(m.g_optim, total_steps=steps_per_epoch * trainer.epochs, steps_per_epoch=steps_per_epoch)
+    d_tx = build_optimizer(m.d_optim, total_steps=steps_per_epoch * m.d_steps * trainer.epochs,
+                           steps_per_epoch=steps_per_epoch * m.d_steps)
+    g_kwargs, d_kwargs = generator_kwargs(cfg, data), discriminator_kwargs(cfg, data)
+    g_graphdef, _ = init_state(Generator(**g_kwargs, rngs=nnx.Rngs(0)), g_tx)
+    d_graphdef, _ = init_state(Discriminator(**d_kwargs, rngs=nnx.Rngs(0)), d_tx)
+    steps = make_gan_steps(g_graphdef, d_graphdef, g_tx, d_tx, latent_dim=m.latent_dim, batch_size=batch_size,
+                           d_steps=m.d_steps, label_smoothing=m.label_smoothing)
+    epoch_fn = compile_epoch(steps.train_step, batch_size * m.d_steps)
+    train_arrays = {"images": jnp.asarray(data.train.images)}
+    sample = make_sampler(g_graphdef)
+    fixed_z = jax.random.normal(jax.random.fold_in(keys["model_key"], FIXED_LATENT_STREAM), (m.num_fixed_samples, m.latent_dim))
+    eval_z = jax.random.normal(jax.random.fold_in(keys["model_key"], EVAL_LATENT_STREAM), (evaluation_count(cfg, data), m.latent_dim))
+    frames: dict[int, np.ndarray] = {}
+
+    val_stats, val_reference = None, {}
+    if len(data.val) >= 2:
+        val_features, _ = scorer(data.val.images)
+        val_stats = gaussian_stats(val_features)
+        ref_features, ref_probs = scorer(data.train.images[: len(eval_z)])
+        val_reference = {f"val_{k}": v for k, v in image_metrics(ref_features, ref_probs, val_stats, min_share=m.coverage_min_share).items()}
+
+    def due(epoch: int) -> bool:
+        return epoch % max(trainer.sample_every, 1) == 0 or epoch == trainer.epochs
+
+    def render(state: GANState) -> np.ndarray:
+        return np.asarray(sample(state.g.params, state.g.rest, fixed_z))
+
+    def init(key: jax.Array) -> GANState:
+        g_key, d_key = jax.random.split(key)
+        state = GANState(
+            g=init_state(Generator(**g_kwargs, rngs=nnx.Rngs(params=g_key)), g_tx)[1],
+            d=init_state(Discriminator(**d_kwargs, rngs=nnx.Rngs(params=d_key)), d_tx)[1],
+        )
+        frames[0] = render(state)
+        return state
+
+    def validate(state: GANState) -> dict[str, float]:
+        epoch = int(state.g.step) // steps_per_epoch
+        if val_stats is None or not due(epoch):
+            return {}  # the loop then neither selects nor counts patience on this epoch
+        images = map_in_chunks(lambda z: sample(state.g.params, state.g.rest, z), eval_z, trainer.eval_batch_size)
+        features, probs = scorer(images)
+        return {f"val_{k}": v for k, v in image_metrics(features, probs, val_stats, min_share=m.coverage_min_share).items()}
+
+    def on_epoch_end(epoch: int, state: GANState, row: dict[str, float]) -> None:
+        if due(epoch):
+            frames[epoch] = render(state)
+
+    task = TrainTask(init=init, train_epoch=lambda state, key: epoch_fn(state, train_arrays, key), validate=validate,
+                     monitor="val_fid", mode="min", on_epoch_end=on_epoch_end)
+    result = fit_loop(task, trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="gan")
+    return GANFitResult(
+        **{f: getattr(result, f) for f in result.__dataclass_fields__},
+        samples=frames, generator_kwargs=g_kwargs, g_graphdef=g_graphdef, scorer=scorer,
+        classifier_dir=classifier_dir, val_reference=val_reference,
+    )

@@ -1,0 +1,123 @@
+"""LSTM click predictor: loss, scoring, task and fit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from mktlab.data.clicklog import ClickLogData, ClickSplit
+from mktlab.evaluation.clicks import click_report
+from mktlab.models.lstm import ClickLSTM
+from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.train.optim import build_optimizer
+from mktlab.train.state import init_state, merge_module, split_module
+from mktlab.train.steps import compile_epoch, make_train_step, num_batches
+
+MODEL_INPUTS = ("history", "lengths", "items", "history_clicks")
+MONITORS = {"val_roc_auc": "max", "val_gauc": "max", "val_log_loss": "min"}
+
+
+def click_loss(model: ClickLSTM, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[jax.Array, dict]:
+    """Mean binary cross-entropy of the click logits (dropout on)."""
+    logits = model(batch["history"], batch["lengths"], batch["items"], batch["history_clicks"], key=key)
+    loss = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, batch["clicks"]))
+    return loss, {}
+
+
+def module_kwargs(cfg: Any, data: ClickLogData) -> dict[str, Any]:
+    """Constructor arguments of the module (saved with its parameters)."""
+    m = cfg.model
+    return {
+        "num_embeddings": data.num_embeddings,
+        "embed_dim": m.embed_dim,
+        "hidden": m.hidden,
+        "layers": m.layers,
+        "bidirectional": m.bidirectional,
+        "dropout": m.dropout,
+        "dense": m.dense,
+        "use_labels": cfg.data.use_labels,
+        "unroll": m.unroll,
+    }
+
+
+def scorer(graphdef: nnx.GraphDef, *, batch_size: int) -> Callable[[Any, Any, dict[str, np.ndarray]], np.ndarray]:
+    """`score(params, rest, arrays) -> click probabilities` in fixed-size jitted chunks.
+
+    The last chunk is padded to `batch_size` so one compiled function serves every
+    split and request size.
+    """
+
+    @jax.jit
+    def probabilities(params: Any, rest: Any, chunk: dict[str, jax.Array]) -> jax.Array:
+        model = merge_module(graphdef, params, rest)
+        return jax.nn.sigmoid(model(chunk["history"], chunk["lengths"], chunk["items"], chunk["history_clicks"]))
+
+    def score(params: Any, rest: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(arrays["items"])
+        size = min(batch_size, max(n, 1))
+        out = []
+        for start in range(0, n, size):
+            chunk = {k: np.asarray(arrays[k][start : start + size]) for k in MODEL_INPUTS}
+            rows = len(chunk["items"])
+            if rows < size:
+                chunk = {k: np.concatenate([v, np.zeros((size - rows, *v.shape[1:]), v.dtype)]) for k, v in chunk.items()}
+            out.append(np.asarray(probabilities(params, rest, chunk))[:rows])
+        return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+    return score
+
+
+def predict(model: ClickLSTM, arrays: dict[str, np.ndarray], *, batch_size: int = 8192) -> np.ndarray:
+    """Click probabilities of the impressions in `arrays` (a split's `arrays()` or a request)."""
+    graphdef, params, rest = split_module(model)
+    return scorer(graphdef, batch_size=batch_size)(params, rest, arrays)
+
+
+def evaluate_split(score: Callable[[Any, Any, dict], np.ndarray], state: Any, split: ClickSplit, *, prefix: str) -> dict[str, float]:
+    """`click_report` of the model in `state` on one split."""
+    if len(split) == 0:
+        return {}
+    return click_report(split.clicks, score(state.params, state.rest, split.arrays()), split.users, prefix=prefix)
+
+
+def build_task(cfg: Any, data: ClickLogData) -> TrainTask:
+    """The loop's view of the LSTM click predictor on `data`."""
+    if cfg.model.monitor not in MONITORS:
+        raise ValueError(f"model.monitor={cfg.model.monitor!r}: expected one of {', '.join(MONITORS)}")
+    steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
+    tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    kwargs = module_kwargs(cfg, data)
+    graphdef, _ = init_state(ClickLSTM(**kwargs, rngs=nnx.Rngs(0)), tx)
+    epoch = compile_epoch(make_train_step(graphdef, click_loss, tx), cfg.trainer.batch_size)
+    train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
+    score = scorer(graphdef, batch_size=cfg.trainer.eval_batch_size)
+    has_val = len(data.val) > 0
+
+    def init(key: jax.Array):
+        return init_state(ClickLSTM(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1]
+
+    def validate(state) -> dict[str, float]:
+        metrics = evaluate_split(score, state, data.val, prefix="val_")
+        return {k: metrics[k] for k in ("val_roc_auc", "val_log_loss", "val_gauc") if k in metrics}
+
+    return TrainTask(
+        init=init,
+        train_epoch=lambda state, key: epoch(state, train_arrays, key),
+        validate=validate,
+        monitor=cfg.model.monitor if has_val else "train_loss",
+        mode=MONITORS[cfg.model.monitor] if has_val else "min",
+        graphdef=graphdef,
+    )
+
+
+def fit(cfg: Any, data: ClickLogData, tracker: Any = None) -> FitResult:
+    from mktlab.train import run_keys
+
+    keys = run_keys(cfg.seed)
+    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="lstm")

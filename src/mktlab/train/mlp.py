@@ -1,0 +1,144 @@
+"""The customer-response MLP: weighted binary cross-entropy, balanced sampling, task and fit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from mktlab.data.tabular import TabularData, TabularSplit
+from mktlab.evaluation.classification import binary_report
+from mktlab.models.mlp import ResponseMLP, prior_shift_for
+from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.train.optim import build_optimizer
+from mktlab.train.state import init_state, merge_module
+from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, num_batches, scan_epoch
+
+IMBALANCE = ("weight", "sample", "none")
+
+
+def bce_loss(model: ResponseMLP, batch: dict[str, jax.Array], *, key: jax.Array, pos_weight: float) -> tuple[jax.Array, dict]:
+    """Binary cross-entropy with buyers weighted `pos_weight` times, averaged over the batch's weight."""
+    logits = model(batch["numeric"], batch["categorical"], key=key)
+    labels = batch["labels"]
+    losses = optax.sigmoid_binary_cross_entropy(logits, labels)
+    weights = 1.0 + (pos_weight - 1.0) * labels
+    return jnp.sum(weights * losses) / jnp.sum(weights), {}
+
+
+def class_weighting(cfg: Any, data: TabularData) -> tuple[float, float]:
+    """(buyer weight in the loss, weight the training effectively gave buyers) for `model.imbalance`.
+
+    `weight` multiplies buyers' loss by `model.pos_weight` (non-buyers per buyer when
+    unset); `sample` draws each epoch's rows so that both classes are equally likely,
+    which weighs buyers by non-buyers per buyer in expectation; `none` does neither.
+    """
+    if cfg.model.imbalance not in IMBALANCE:
+        raise ValueError(f"model.imbalance={cfg.model.imbalance!r}: expected one of {', '.join(IMBALANCE)}")
+    balanced = data.pos_weight()
+    if cfg.model.imbalance == "weight":
+        weight = balanced if cfg.model.pos_weight is None else float(cfg.model.pos_weight)
+        if weight <= 0:
+            raise ValueError(f"model.pos_weight={cfg.model.pos_weight}: expected a positive weight")
+        return weight, weight
+    if cfg.model.imbalance == "sample":
+        return 1.0, balanced
+    return 1.0, 1.0
+
+
+def module_kwargs(cfg: Any, data: TabularData) -> dict[str, Any]:
+    """Constructor arguments of the module (saved with its parameters)."""
+    _, effective = class_weighting(cfg, data)
+    return {
+        "num_numeric": data.num_numeric,
+        "cardinalities": list(data.cardinalities),
+        "hidden": list(cfg.model.hidden),
+        "activation": cfg.model.activation,
+        "dropout": cfg.model.dropout,
+        "norm": cfg.model.norm,
+        "categorical": cfg.model.categorical,
+        "embed_dim": cfg.model.embed_dim,
+        "prior_shift": prior_shift_for(effective) if cfg.model.correct_prior else 0.0,
+    }
+
+
+def balanced_rows(labels: jax.Array, key: jax.Array) -> jax.Array:
+    """As many row indices as labels, drawn with replacement so each class is equally likely."""
+    positives = jnp.sum(labels)
+    per_row = jnp.where(labels > 0, 0.5 / jnp.maximum(positives, 1), 0.5 / jnp.maximum(labels.shape[0] - positives, 1))
+    return jax.random.choice(key, labels.shape[0], (labels.shape[0],), replace=True, p=per_row / jnp.sum(per_row))
+
+
+def compile_balanced_epoch(step: Any, batch_size: int) -> Any:
+    """Like `compile_epoch`, but the epoch's rows are a class-balanced draw with replacement."""
+
+    def epoch(state: Any, arrays: dict[str, jax.Array], key: jax.Array) -> Any:
+        draw_key, epoch_key = jax.random.split(key)
+        rows = balanced_rows(arrays["labels"], draw_key)
+        drawn = jax.tree.map(lambda a: jnp.take(a, rows, axis=0), arrays)
+        return scan_epoch(step, state, drawn, key=epoch_key, batch_size=batch_size)
+
+    return jax.jit(epoch)
+
+
+def predict(model: ResponseMLP, split: TabularSplit, *, batch_size: int = 65536) -> np.ndarray:
+    """Calibrated probabilities to buy of the customers of `split`."""
+    if len(split) == 0:
+        return np.zeros(0, np.float32)
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    apply = jax.jit(lambda numeric, categorical: merge_module(graphdef, params, rest).probability(numeric, categorical))
+    arrays = {"numeric": jnp.asarray(split.numeric), "categorical": jnp.asarray(split.categorical)}
+    return np.asarray(batched_apply(apply, arrays, batch_size))
+
+
+def build_task(cfg: Any, data: TabularData) -> TrainTask:
+    """The loop's view of the MLP on `data`: early stopping on validation ROC AUC."""
+    steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
+    tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    kwargs = module_kwargs(cfg, data)
+    graphdef, _ = init_state(ResponseMLP(**kwargs, rngs=nnx.Rngs(0)), tx)
+    pos_weight, _ = class_weighting(cfg, data)
+    loss = lambda model, batch, *, key: bce_loss(model, batch, key=key, pos_weight=pos_weight)  # noqa: E731
+    step = make_train_step(graphdef, loss, tx)
+    if cfg.model.imbalance == "sample":
+        epoch = compile_balanced_epoch(step, cfg.trainer.batch_size)
+    else:
+        epoch = compile_epoch(step, cfg.trainer.batch_size)
+    train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
+    val = data.val
+    val_inputs = (jnp.asarray(val.numeric), jnp.asarray(val.categorical))
+    has_val = len(np.unique(val.labels)) == 2  # validation AUC needs buyers and non-buyers
+
+    @jax.jit
+    def val_probabilities(params, rest, numeric, categorical):
+        return merge_module(graphdef, params, rest).probability(numeric, categorical)
+
+    def init(key: jax.Array):
+        return init_state(ResponseMLP(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1]
+
+    def validate(state) -> dict[str, float]:
+        if len(val) == 0:
+            return {}
+        scores = np.asarray(val_probabilities(state.params, state.rest, *val_inputs))
+        return binary_report(val.labels, scores, prefix="val_")
+
+    return TrainTask(
+        init=init,
+        train_epoch=lambda state, key: epoch(state, train_arrays, key),
+        validate=validate,
+        monitor="val_roc_auc" if has_val else "train_loss",
+        mode="max" if has_val else "min",
+        graphdef=graphdef,
+    )
+
+
+def fit(cfg: Any, data: TabularData, tracker: Any = None, *, desc: str = "mlp") -> FitResult:
+    """Train on `data.train`, stop early on validation ROC AUC, return the best epoch's state."""
+    from mktlab.train import run_keys
+
+    keys = run_keys(cfg.seed)
+    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc=desc)
