@@ -95,12 +95,12 @@ def make_gan_steps(
 
     def train_step(state: GANState, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[GANState, dict]:
         reals = batch["images"].reshape(d_steps, batch_size, *batch["images"].shape[1:])
-        # Generated images for D come from G in training mode (batch statistics), as in G's own step.
-        generator = merge_module(g_graphdef, state.g.params, state.g.rest)
 
         def d_update(d_state: TrainState, inputs: tuple[jax.Array, jax.Array]):
             index, real = inputs
             step_key = jax.random.fold_in(key, index)
+            # Generated images for D come from G in training mode (batch statistics), as in G's own step.
+            generator = merge_module(g_graphdef, state.g.params, state.g.rest)
             fake = jax.lax.stop_gradient(generator(jax.random.normal(step_key, (batch_size, latent_dim))))
             return d_step(d_state, {"real": real, "fake": fake}, key=step_key)
 
