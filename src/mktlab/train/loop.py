@@ -22,6 +22,8 @@ class NonFiniteLossError(FloatingPointError):
 class Tracking(Protocol):
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
 
+    def set_tags(self, tags: dict[str, str]) -> None: ...
+
 
 @dataclass
 class TrainTask:
@@ -102,6 +104,8 @@ def fit_loop(
     if task.mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {task.mode!r}")
     started = time.perf_counter()
+    if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
+        tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
     state = task.init(model_key)
     result = FitResult(state=state, graphdef=task.graphdef)
     waited = 0
@@ -141,4 +145,6 @@ def fit_loop(
     if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
         result.state, result.best_epoch = state, result.history[-1]["epoch"]
     result.seconds = time.perf_counter() - started
+    if tracker is not None and math.isfinite(result.best_score):
+        tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})
     return result
