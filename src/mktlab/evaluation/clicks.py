@@ -88,3 +88,75 @@ def auc_by_bucket(
             row[name] = float(roc_auc_score(y_true[members], np.asarray(score)[members])) if both else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+def smoothed_ctr(clicks: np.ndarray, impressions: np.ndarray, *, prior: float, strength: float) -> np.ndarray:
+    """(clicks + strength * prior) / (impressions + strength): a CTR shrunk towards `prior`."""
+    return (np.asarray(clicks, np.float64) + strength * prior) / (np.asarray(impressions, np.float64) + strength)
+
+
+def _counts(keys: np.ndarray, clicks: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"key": keys, "clicks": clicks}).groupby("key")["clicks"].agg(["sum", "size"])
+
+
+def _lookup_counts(table: pd.DataFrame, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    rows = table.reindex(keys)
+    return rows["sum"].fillna(0).to_numpy(np.float64), rows["size"].fillna(0).to_numpy(np.float64)
+
+
+def click_features(
+    train_users: np.ndarray, train_items: np.ndarray, train_clicks: np.ndarray, users: np.ndarray, items: np.ndarray,
+    *, strength: float, clicks: np.ndarray | None = None,
+) -> np.ndarray:
+    """Simple user/item features of impressions, from the training impressions' counts.
+
+    Columns: logit of the user's smoothed CTR, logit of the item's smoothed CTR, log(1 +
+    user impressions), log(1 + item impressions). Pass `clicks` when scoring the
+    training impressions themselves: each then leaves its own click out of the counts
+    (otherwise a rare item's CTR would contain its label).
+    """
+    prior = float(np.mean(train_clicks))
+    features = []
+    for train_keys, keys in ((train_users, users), (train_items, items)):
+        table = _counts(train_keys, train_clicks)
+        total, seen = _lookup_counts(table, keys)
+        if clicks is not None:
+            total, seen = total - clicks, seen - 1
+        ctr = np.clip(smoothed_ctr(total, seen, prior=prior, strength=strength), 1e-4, 1 - 1e-4)
+        features.append((np.log(ctr / (1 - ctr)), np.log1p(seen)))
+    (user_logit, user_log_n), (item_logit, item_log_n) = features
+    return np.column_stack([user_logit, item_logit, user_log_n, item_log_n])
+
+
+FEATURE_NAMES = ["user_ctr_logit", "item_ctr_logit", "log_user_impressions", "log_item_impressions"]
+
+
+def popularity_scores(train_items: np.ndarray, train_clicks: np.ndarray, items: np.ndarray, *, strength: float) -> np.ndarray:
+    """The item-CTR baseline: each item's smoothed training CTR (the global CTR for unseen items)."""
+    total, seen = _lookup_counts(_counts(train_items, train_clicks), items)
+    return smoothed_ctr(total, seen, prior=float(np.mean(train_clicks)), strength=strength)
+
+
+def logistic_baseline(
+    train_users: np.ndarray, train_items: np.ndarray, train_clicks: np.ndarray, *, strength: float, seed: int = 0
+):
+    """A standardized logistic regression on `click_features`, fitted on the training impressions.
+
+    Returns `score(users, items) -> click probabilities` and the fitted pipeline.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = click_features(train_users, train_items, train_clicks, train_users, train_items, strength=strength, clicks=train_clicks)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, random_state=seed))
+    pipeline.fit(x, np.asarray(train_clicks).astype(np.int64))
+
+    def score(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        features = click_features(train_users, train_items, train_clicks, users, items, strength=strength)
+        return pipeline.predict_proba(features)[:, 1]
+
+    return score, pipeline

@@ -21,6 +21,7 @@ from rich.table import Table
 from mktlab import paths
 from mktlab.config import register_configs, to_container, to_dataclasses
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
+from mktlab.tracking import provenance
 
 register_configs()
 console = Console(stderr=True, highlight=False)
@@ -39,16 +40,23 @@ def notebook_path(config: dict[str, Any]) -> Path:
     return notebook
 
 
-def finalize(tracker: Any, output: Path, outcome: Outcome) -> None:
-    """Log the executed notebook (ipynb + HTML) and set the run's final status."""
+def scrub(path: Path, secrets: set[str]) -> None:
+    """Replace every secret value in a text file (the executed notebook) by the mask."""
+    if secrets and path.is_file():
+        path.write_text(provenance.scrub_text(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
+
+
+def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = frozenset()) -> None:
+    """Log the executed notebook (ipynb + HTML, secrets masked) and set the run's final status."""
     try:
+        scrub(output, secrets)
         if output.is_file():
             tracker.log_artifact(output, "notebook")
             html = export_html(output)
             if html is not None:
                 tracker.log_artifact(html, "notebook")
         if outcome.error is not None:
-            tracker.set_tags({"mktlab.error": describe_error(outcome.error)[:5000]})
+            tracker.set_tags({"mktlab.error": provenance.scrub_text(describe_error(outcome.error), secrets)[:5000]})
     finally:
         tracker.client.set_terminated(tracker.run_id, status=outcome.status)
 
@@ -101,7 +109,7 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
         cwd=run_dir,
         progress=config["trainer"]["progress"],
     )
-    finalize(tracker, output, outcome)
+    finalize(tracker, output, outcome, provenance.secret_values(config))
     if outcome.ok:
         print_summary(tracker, config, output)
         return dict(tracker.client.get_run(tracker.run_id).data.metrics)

@@ -6,11 +6,13 @@ The runner and a notebook opened by hand open runs the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mktlab.config import flatten
+from mktlab.tracking import provenance
 from mktlab.tracking.store import get_client, get_or_create_experiment
 from mktlab.tracking.tracker import Tracker
 
@@ -28,7 +30,11 @@ def open_run(
     parent_run_id: str | None = None,
     owns_run: bool = False,
 ) -> Tracker:
-    """Create an MLflow run for a resolved config and log the config into it.
+    """Create an MLflow run for a resolved config and log the config and its provenance into it.
+
+    Recorded: the config (credentials masked) as flattened params and `config.yaml`; git
+    commit, branch, dirty flag and the uncommitted diff; the notebook's content hash;
+    Python and package versions, platform, CPU and the installed distributions.
 
     Args:
         config: the resolved config as a plain dict.
@@ -41,18 +47,32 @@ def open_run(
     experiment_id = get_or_create_experiment(
         client, config["experiment_name"], config["tracking"].get("artifact_root")
     )
+    root = Path(config["paths"]["root"])
+    code_tags, diff = provenance.code_state(root)
+    notebook = Path(config["paths"]["notebooks"]) / f"{config['model']['notebook']}.ipynb"
     all_tags = {
         "mktlab.model": config["model"]["name"],
         "mktlab.data": config["data"]["name"],
+        "mktlab.notebook_sha256": provenance.file_sha256(notebook),
+        **code_tags,
+        **provenance.environment_tags(),
         **dict(config.get("tags") or {}),
         **dict(tags or {}),
     }
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
+    secrets = provenance.secret_values(config)
+    name = config.get("run_name") or run_name
     run = client.create_run(
-        experiment_id, run_name=config.get("run_name") or run_name, tags={k: str(v) for k, v in all_tags.items()}
+        experiment_id,
+        run_name=provenance.scrub_text(name, secrets) if name else None,
+        tags={k: provenance.scrub_text(str(v), secrets) for k, v in all_tags.items()},
     )
     tracker = Tracker(client, run.info.run_id, owns_run=owns_run)
-    tracker.log_params({k: v for k, v in flatten(config).items() if not k.startswith(("paths.", "tracking."))})
-    tracker.log_text(yaml.safe_dump(dict(config), sort_keys=False), "config.yaml")
+    public = provenance.mask_secrets(config)
+    tracker.log_params({k: v for k, v in flatten(public).items() if not k.startswith(("paths.", "tracking."))})
+    tracker.log_text(yaml.safe_dump(public, sort_keys=False), "config.yaml")
+    if diff:
+        tracker.log_text(diff, "provenance/uncommitted.diff")
+    tracker.log_text(provenance.frozen_requirements(), "provenance/requirements.txt")
     return tracker

@@ -1,0 +1,238 @@
+"""What produced a run: code, environment, data and randomness, recorded as tags and artifacts.
+
+Nothing secret leaves the process: config values under keys that name credentials, and
+passwords inside URIs, are masked before anything is logged; environment variables are
+never logged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+import platform
+import re
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MASK = "****"
+SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|access[_-]?key|credential|private[_-]?key)", re.I)
+URI_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^@/\s]+)@", re.I)
+VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "mlflow", "papermill", "hydra-core", "numpy", "scikit-learn")
+
+
+# --------------------------------------------------------------------------- secrets
+
+
+def mask_secrets(value: Any, key: str = "") -> Any:
+    """A copy of a config (dicts, lists, scalars) with credentials masked.
+
+    A value under a key that names a credential (password, token, secret, api_key, ...)
+    becomes `****`; a password inside a URI (`postgresql://user:pw@host`) too.
+    """
+    if isinstance(value, Mapping):
+        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(mask_secrets(v, key) for v in value)
+    if key and SECRET_KEY.search(key) and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", value)
+    return value
+
+
+def secret_values(value: Any, key: str = "") -> set[str]:
+    """Every string a config holds that `mask_secrets` would hide (to scrub them from text)."""
+    found: set[str] = set()
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            found |= secret_values(v, str(k))
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            found |= secret_values(v, key)
+    elif key and SECRET_KEY.search(key) and value not in (None, ""):
+        found.add(str(value))
+    elif isinstance(value, str):
+        found |= {m["password"] for m in URI_PASSWORD.finditer(value)}
+    return found
+
+
+def scrub_text(text: str, secrets: set[str]) -> str:
+    """`text` with each of `secrets` replaced by the mask (longest first)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text
+
+
+# --------------------------------------------------------------------------- code
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def code_state(root: Path) -> tuple[dict[str, str], str]:
+    """Git tags (commit, branch, dirty flag) and the uncommitted diff of the project at `root`.
+
+    The diff holds tracked changes against HEAD and the content of untracked files.
+    """
+    commit = _git(root, "rev-parse", "HEAD")
+    if commit is None:
+        return {"mktlab.git.commit": "none"}, ""
+    branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
+    status = _git(root, "status", "--porcelain") or ""
+    diff = _git(root, "diff", "HEAD", "--binary") or ""
+    untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
+    for name in untracked:
+        diff += _git(root, "diff", "--no-index", "--binary", "/dev/null", name) or ""  # exits 1 when they differ
+        if not diff.endswith("\n"):
+            diff += "\n"
+    tags = {
+        "mlflow.source.git.commit": commit.strip(),
+        "mktlab.git.commit": commit.strip(),
+        "mktlab.git.branch": branch,
+        "mktlab.git.dirty": str(bool(status.strip())).lower(),
+    }
+    return tags, diff
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return versions
+
+
+def environment_tags() -> dict[str, str]:
+    """Python, key package versions, platform and CPU (no JAX import: see `jax_tags`)."""
+    tags = {f"mktlab.version.{name}": version for name, version in package_versions().items()}
+    tags.update(
+        {
+            "mktlab.version.python": platform.python_version(),
+            "mktlab.platform": platform.platform(),
+            "mktlab.cpu": _cpu_name(),
+        }
+    )
+    return tags
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def frozen_requirements() -> str:
+    """`pip freeze`-style list of every installed distribution (from package metadata, no subprocess)."""
+    lines = set()
+    for dist in importlib.metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            lines.add(f"{name}=={dist.version}")
+    return "\n".join(sorted(lines, key=str.lower)) + "\n"
+
+
+def jax_tags(seed: int) -> dict[str, str]:
+    """JAX backend, devices, PRNG implementation and the seed (called where JAX already runs)."""
+    import jax
+
+    return {
+        "mktlab.jax.backend": jax.default_backend(),
+        "mktlab.jax.devices": ", ".join(str(d) for d in jax.devices()),
+        "mktlab.prng_impl": str(jax.config.jax_default_prng_impl),
+        "mktlab.seed": str(seed),
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def fingerprint(value: Any) -> str:
+    """sha256 over the content of a split: arrays, frames and dataclasses of them, field by field."""
+    digest = hashlib.sha256()
+    _update(digest, value)
+    return digest.hexdigest()
+
+
+def _update(digest: Any, value: Any) -> None:
+    import pandas as pd
+
+    if isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(np.ascontiguousarray(value).tobytes() if value.dtype != object else repr(value.tolist()).encode())
+    elif isinstance(value, (pd.DataFrame, pd.Series)):
+        digest.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        digest.update(repr(list(getattr(value, "columns", [value.name]))).encode())
+    elif dataclasses.is_dataclass(value):
+        for field in dataclasses.fields(value):
+            digest.update(field.name.encode())
+            _update(digest, getattr(value, field.name))
+    elif isinstance(value, Mapping):
+        for key in sorted(value, key=str):
+            digest.update(str(key).encode())
+            _update(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _update(digest, item)
+    else:
+        digest.update(repr(value).encode())
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_fingerprints(data: Any) -> dict[str, str]:
+    """Fingerprint of each split a data set has (`train`, `val`, `test` attributes)."""
+    return {name: fingerprint(getattr(data, name)) for name in SPLITS if getattr(data, name, None) is not None}
+
+
+def _num_records(split: Any) -> int | None:
+    try:
+        return len(split)
+    except TypeError:
+        return None
+
+
+def log_data(tracker: Any, data: Any, *, name: str) -> dict[str, str]:
+    """`mlflow.log_input` for each split of `data`, with its content fingerprint and source."""
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import DatasetInput, InputTag
+
+    source = str(getattr(data, "source", "unknown"))
+    prints = split_fingerprints(data)
+    inputs = []
+    for split, digest in prints.items():
+        tags = {"source": mask_secrets(source), "sha256": digest, "split": split}
+        records = _num_records(getattr(data, split))
+        if records is not None:
+            tags["records"] = str(records)
+        dataset = MetaDataset(source=CodeDatasetSource(tags=tags), name=f"{name}-{split}", digest=digest[:32])
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", split)]))
+    if inputs:
+        tracker.client.log_inputs(tracker.run_id, datasets=inputs)
+    tracker.set_tags({f"mktlab.data.sha256.{split}": digest for split, digest in prints.items()} | {"mktlab.data.source": mask_secrets(source)})
+    return prints
