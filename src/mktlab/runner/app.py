@@ -80,25 +80,23 @@ def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
         console.print(f"open it in MLflow: {config['tracking']['uri']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
 
 
-def run_job(cfg: DictConfig) -> dict[str, float]:
-    """One job: open the run, execute the notebook, log it, set the status.
+def launch(
+    config: dict[str, Any], *, overrides: list[str], run_dir: Path, tags: dict[str, str] | None = None
+) -> tuple[Any, Outcome, Path]:
+    """Open the run, execute the model's notebook into `run_dir`, log it, set the status.
 
-    Returns the run's final metrics. Raises `RunFailed` (in a sweep) or exits non-zero
-    (a single run) when the notebook raised or was interrupted.
+    Used by the Hydra app and by `mktlab-rerun` (which launches a recorded config).
+    Returns the tracker, the outcome and the executed notebook's path.
     """
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    overrides = list(hydra_cfg.overrides.task)
-    config = to_container(cfg)
-    to_dataclasses(config)  # the same validation the notebook applies, before any run exists
     notebook = notebook_path(config)
 
     from mktlab.tracking import open_run, run_name_from_overrides
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     tracker = open_run(
         config,
         run_name=run_name_from_overrides(overrides),
-        tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir)},
+        tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir), **(tags or {})},
     )
     output = run_dir / notebook.name
     console.print(f"[bold]mktlab[/bold] run {tracker.run_id} · experiment '{config['experiment_name']}' · notebook {notebook.name}")
@@ -112,16 +110,37 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     finalize(tracker, output, outcome, provenance.secret_values(config))
     if outcome.ok:
         print_summary(tracker, config, output)
-        return dict(tracker.client.get_run(tracker.run_id).data.metrics)
+    else:
+        message = (
+            f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error) if outcome.status == 'FAILED' else 'interrupted'}\n"
+            f"partial notebook: {output}"
+        )
+        console.print(Panel(message, title=f"mktlab: {config['model']['name']} {outcome.status}", border_style="red"))
+    return tracker, outcome, output
 
-    message = (
-        f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error) if outcome.status == 'FAILED' else 'interrupted'}\n"
-        f"partial notebook: {output}"
-    )
-    console.print(Panel(message, title=f"mktlab: {config['model']['name']} {outcome.status}", border_style="red"))
+
+def exit_code(outcome: Outcome) -> int:
+    return 0 if outcome.ok else 130 if outcome.status == "KILLED" else 1
+
+
+def run_job(cfg: DictConfig) -> dict[str, float]:
+    """One Hydra job: validate, launch, and report.
+
+    Returns the run's final metrics. Raises `RunFailed` (in a sweep, so the other jobs
+    go on) or exits non-zero (a single run) when the notebook raised or was interrupted.
+    """
+    hydra_cfg = HydraConfig.get()
+    config = to_container(cfg)
+    to_dataclasses(config)  # the same validation the notebook applies, before any run exists
+    overrides = list(hydra_cfg.overrides.task)
+    from mktlab.runner.sweep import job_tags  # a sweep job's run is a child of the sweep's parent run
+
+    tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg))
+    if outcome.ok:
+        return dict(tracker.client.get_run(tracker.run_id).data.metrics)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        raise RunFailed(message)
-    sys.exit(130 if outcome.status == "KILLED" else 1)
+        raise RunFailed(f"run {tracker.run_id} {outcome.status}; partial notebook: {output}")
+    sys.exit(exit_code(outcome))
 
 
 @hydra.main(config_path=str(paths.conf_dir()), config_name="config", version_base="1.3")

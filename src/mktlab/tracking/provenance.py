@@ -72,12 +72,12 @@ def scrub_text(text: str, secrets: set[str]) -> str:
 # --------------------------------------------------------------------------- code
 
 
-def _git(root: Path, *args: str) -> str | None:
+def _git(root: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> str | None:
     try:
         done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout if done.returncode == 0 else None
+    return done.stdout if done.returncode in ok_codes else None
 
 
 def code_state(root: Path) -> tuple[dict[str, str], str]:
@@ -93,7 +93,7 @@ def code_state(root: Path) -> tuple[dict[str, str], str]:
     diff = _git(root, "diff", "HEAD", "--binary") or ""
     untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
     for name in untracked:
-        diff += _git(root, "diff", "--no-index", "--binary", "/dev/null", name) or ""  # exits 1 when they differ
+        diff += _git(root, "diff", "--no-index", "--binary", "/dev/null", name, ok_codes=(0, 1)) or ""  # 1: they differ
         if not diff.endswith("\n"):
             diff += "\n"
     tags = {

@@ -1,0 +1,234 @@
+"""Hydra callbacks: a sweep (`mktlab -m ...`) as one MLflow parent run with a child run per job.
+
+Configured in `conf/hydra/mktlab.yaml` (`hydra.callbacks.sweep`). Whatever the sweeper
+(basic grid, Optuna) and launcher (basic, joblib, Ray, submitit):
+
+- `on_multirun_start` (launcher process) opens the parent run, logs the sweep's
+  definition into it and publishes a `SweepRecord` for the jobs;
+- each job's run becomes a child of the parent (the runner adds `job_tags`): tag
+  `mlflow.parentRunId`, `mktlab.sweep_id`, `mktlab.job_num`, named after its own overrides;
+- `on_job_end` (in the job's process) records the job's outcome beside its output and turns
+  a failed job into a `JobFailure` return value, so the sweeper goes on with the other jobs;
+- `on_multirun_end` logs the ranked summary table and the best child's metrics on the
+  parent, prints the failed jobs and their notebooks, and exits non-zero if any failed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from rich.console import Console
+
+from mktlab.runner import sweep as sw
+
+console = Console(stderr=True, highlight=False)
+
+
+def _plain(node: Any) -> Any:
+    """A config node as plain data, resolved where it can be."""
+    if node is None:
+        return None
+    try:
+        return OmegaConf.to_container(node, resolve=True)
+    except Exception:  # an interpolation only a job can resolve (e.g. hydra.job.num)
+        return OmegaConf.to_container(node, resolve=False)
+
+
+def _job_config(config: DictConfig) -> dict[str, Any]:
+    """The sweep's base config without the `hydra` node, resolved."""
+    cfg = copy.deepcopy(config)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def open_sweep(config: DictConfig) -> sw.SweepRecord:
+    """Open the sweep's parent run, log its definition and publish the record for the jobs."""
+    from mktlab.tracking import Tracker, get_client, get_or_create_experiment
+
+    hydra = config.hydra
+    choices = dict(hydra.runtime.choices)
+    task_overrides = list(hydra.overrides.task)
+    params = _plain(OmegaConf.select(config, "hydra.sweeper.params"))
+    common, swept = sw.sweep_definition(task_overrides, params)
+    base = _job_config(config)
+    client = get_client(base["tracking"])
+    experiment_id = get_or_create_experiment(client, base["experiment_name"], base["tracking"].get("artifact_root"))
+    sweep_id = sw.new_sweep_id()
+    sweep_dir = str(Path(str(hydra.sweep.dir)).resolve())
+    name = " ".join(filter(None, ["sweep", choices.get("sweep"), sweep_id]))
+    tags = {
+        sw.SWEEP_ID: sweep_id,
+        sw.SWEEP_ROLE: "parent",
+        sw.SWEPT: ",".join(swept),
+        "mktlab.origin": "sweep",
+        "mktlab.model": base["model"]["name"],
+        "mktlab.data": base["data"]["name"],
+        "mktlab.sweeper": choices.get("hydra/sweeper", ""),
+        "mktlab.launcher": choices.get("hydra/launcher", ""),
+        "mktlab.overrides": " ".join(task_overrides),
+        "mktlab.sweep_dir": sweep_dir,
+        **{k: str(v) for k, v in (base.get("tags") or {}).items()},
+    }
+    run = client.create_run(experiment_id, run_name=name, tags=tags)
+    tracker = Tracker(client, run.info.run_id)
+    tracker.log_params(
+        {
+            **{f"sweep.{key}": expression for key, expression in swept.items()},
+            "sweep.sweeper": tags["mktlab.sweeper"],
+            "sweep.launcher": tags["mktlab.launcher"],
+        }
+    )
+    definition = {
+        "sweep_id": sweep_id,
+        "command": " ".join(["mktlab", "-m", *task_overrides]),
+        "swept": swept,
+        "common_overrides": common,
+        "sweeper": _plain(hydra.sweeper),
+        "launcher": _plain(hydra.launcher),
+        "sweep_dir": sweep_dir,
+    }
+    tracker.log_text(yaml.safe_dump(definition, sort_keys=False), "sweep/definition.yaml")
+    tracker.log_text(yaml.safe_dump(base, sort_keys=False), "sweep/base_config.yaml")
+    record = sw.SweepRecord(
+        sweep_id=sweep_id,
+        parent_run_id=run.info.run_id,
+        experiment_id=experiment_id,
+        tracking_uri=base["tracking"]["uri"],
+        sweep_dir=sweep_dir,
+        common_overrides=tuple(common),
+        swept=tuple(swept),
+    )
+    record.publish()
+    console.print(
+        f"[bold]mktlab[/bold] sweep {sweep_id} · parent run {run.info.run_id} · experiment '{base['experiment_name']}' · "
+        f"varies {', '.join(swept) or 'nothing'}"
+    )
+    return record
+
+
+def job_failed(config: DictConfig, job_return: JobReturn) -> sw.JobFailure | None:
+    """Record a sweep job's outcome beside its output; a failed job's return becomes a `JobFailure`.
+
+    Hydra's sweepers stop a sweep at the first job whose return holds an exception; the
+    failure is already in the job's run (FAILED, partial notebook attached), so the job is
+    reported as completed with a `JobFailure` value and the sweep goes on.
+    """
+    output_dir = Path(str(config.hydra.runtime.output_dir))
+    notebook_name = OmegaConf.select(config, "model.notebook")
+    notebook = output_dir / f"{notebook_name}.ipynb" if notebook_name else None
+    failure = None
+    if job_return.status == JobStatus.FAILED:
+        error = job_return._return_value  # the property would raise it
+        failure = sw.JobFailure(
+            job_num=int(config.hydra.job.num),
+            overrides=list(job_return.overrides or []),
+            error=f"{type(error).__name__}: {error}",
+            notebook=str(notebook) if notebook is not None and notebook.is_file() else None,
+        )
+        job_return.return_value = failure
+        job_return.status = JobStatus.COMPLETED
+    sw.write_job_file(
+        output_dir,
+        {
+            "job_num": int(config.hydra.job.num),
+            "overrides": list(job_return.overrides or []),
+            "status": "FAILED" if failure else "COMPLETED",
+            "error": failure.error if failure else None,
+            "notebook": failure.notebook if failure else (str(notebook) if notebook is not None and notebook.is_file() else None),
+        },
+    )
+    return failure
+
+
+def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any]]:
+    """Log the summary on the parent run, print it, end the parent; returns the failed jobs."""
+    from mktlab.review.runs import load_runs
+    from mktlab.tracking import Tracker, get_client
+
+    client = get_client({"uri": record.tracking_uri})
+    tracker = Tracker(client, record.parent_run_id)
+    failed: list[dict[str, Any]] = [job for job in sw.read_job_files(record.sweep_dir) if job.get("status") == "FAILED"]
+    try:
+        table = load_runs(client, sweep_id=record.parent_run_id)
+        # A job whose run failed but whose record is out of reach (no shared file system).
+        known = {int(job["job_num"]) for job in failed}
+        for row in table.frame.itertuples():
+            if row.status != "FINISHED" and (row.job_num is None or int(row.job_num) not in known):
+                failed.append({"job_num": row.job_num, "overrides": [row.run_name], "error": f"run {row.run_id} {row.status}", "notebook": None})
+        if not table.frame.empty:
+            tracker.log_table(table.frame, "sweep/summary.csv")
+        best = table.best
+        if best is not None:
+            best_run = client.get_run(best["run_id"])
+            tracker.log_metrics(best_run.data.metrics)
+            tracker.set_tags({"mktlab.best_run_id": best["run_id"], "mktlab.best_run_name": best["run_name"], "mktlab.main_metric": table.metric, "mktlab.main_metric_mode": table.mode})
+        optuna = Path(record.sweep_dir, "optimization_results.yaml")
+        if optuna.is_file():
+            tracker.log_artifact(optuna, "sweep")
+        tracker.log_metrics({"sweep_jobs": len(table.frame), "sweep_failed_jobs": len(failed)})
+        console.print(table.to_rich(rows=rows, title=f"sweep {record.sweep_id} (parent run {record.parent_run_id})"))
+        if best is not None:
+            console.print(f"best: {best['run_name']} ({table.metric} {best[table.metric]:.4f}) · run {best['run_id']}")
+    finally:
+        client.set_terminated(record.parent_run_id, status="FAILED" if failed else "FINISHED")
+    if failed:
+        lines = [f"{len(failed)} job(s) of sweep {record.sweep_id} failed:"]
+        for job in failed:
+            lines.append(f"  job {job['job_num']} ({','.join(job.get('overrides') or [])}): {job.get('error')}")
+            lines.append(f"    notebook: {job.get('notebook') or 'none (the job failed before its notebook ran)'}")
+        console.print("\n".join(lines), style="red")
+    return failed
+
+
+class SweepCallback(Callback):
+    """The sweep's parent run and its summary (see the module docstring).
+
+    Args:
+        rows: rows of the ranking printed at the end of a sweep.
+    """
+
+    def __init__(self, rows: int = 20) -> None:
+        self.rows = rows
+        self.record: sw.SweepRecord | None = None
+        self._closed = False
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Parallel jobs share a GPU: none may grab most of its memory up front.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        self.record = open_sweep(config)
+        atexit.register(self._ended_early)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        failure = job_failed(config, job_return)
+        if failure is not None:
+            console.print(f"[red]job {failure.job_num} failed[/red] ({failure.error}); the sweep goes on")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        record = self.record or sw.read_record(str(config.hydra.sweep.dir))
+        if record is None:
+            return
+        self._closed = True
+        if close_sweep(record, rows=self.rows):
+            raise SystemExit(1)
+
+    def _ended_early(self) -> None:
+        """At exit: a sweep that never reached its end (interrupted, or a sweeper raised) leaves its parent FAILED."""
+        if self._closed or self.record is None:
+            return
+        from mktlab.tracking import get_client
+
+        client = get_client({"uri": self.record.tracking_uri})
+        client.set_tag(self.record.parent_run_id, "mktlab.error", "the sweep stopped before its end (interrupted, or the sweeper raised)")
+        client.set_terminated(self.record.parent_run_id, status="FAILED")

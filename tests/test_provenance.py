@@ -1,0 +1,99 @@
+"""What a run records about its code, environment, data and secrets."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mktlab.config import compose, to_container
+from mktlab.tracking import open_run, provenance
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture
+def dirty_repo(tmp_path: Path) -> Path:
+    """A git repository holding a notebook, committed, then changed and given an untracked file."""
+    repo = tmp_path / "project"
+    (repo / "notebooks").mkdir(parents=True)
+    shutil.copy(Path(__file__).parents[1] / "notebooks" / "mf_ratings.ipynb", repo / "notebooks")
+    (repo / "model.py").write_text("dim = 32\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "first")
+    (repo / "model.py").write_text("dim = 64\n")
+    (repo / "notes.txt").write_text("new idea\n")
+    return repo
+
+
+def test_run_records_code_environment_and_config(dirty_repo: Path, store) -> None:
+    config = to_container(compose(store.overrides + ["model.dim=7"]))
+    config["paths"]["root"] = str(dirty_repo)
+    config["paths"]["notebooks"] = str(dirty_repo / "notebooks")
+    tracker = open_run(config, tags={"mktlab.overrides": "model.dim=7"})
+    run = store.client.get_run(tracker.run_id)
+    tags = run.data.tags
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=dirty_repo, capture_output=True, text=True).stdout.strip()
+    assert tags["mlflow.source.git.commit"] == tags["mktlab.git.commit"] == commit
+    assert tags["mktlab.git.branch"] == "main" and tags["mktlab.git.dirty"] == "true"
+    assert tags["mktlab.notebook_sha256"] == provenance.file_sha256(dirty_repo / "notebooks" / "mf_ratings.ipynb")
+    assert tags["mktlab.overrides"] == "model.dim=7"
+    for name in ("python", "jax", "jaxlib", "flax", "optax", "mlflow", "papermill"):
+        assert tags[f"mktlab.version.{name}"] not in ("", "absent")
+    assert tags["mktlab.platform"] and tags["mktlab.cpu"]
+    diff = store.client.download_artifacts(tracker.run_id, "provenance/uncommitted.diff")
+    text = Path(diff).read_text()
+    assert "-dim = 32" in text and "+dim = 64" in text and "+new idea" in text
+    requirements = Path(store.client.download_artifacts(tracker.run_id, "provenance/requirements.txt")).read_text()
+    assert any(line.startswith("jax==") for line in requirements.splitlines())
+    recorded = yaml.safe_load(Path(store.client.download_artifacts(tracker.run_id, "config.yaml")).read_text())
+    assert recorded["model"]["dim"] == 7 and run.data.params["model.dim"] == "7"
+
+
+def test_clean_repository_logs_no_diff(tmp_path: Path) -> None:
+    repo = tmp_path / "clean"
+    repo.mkdir()
+    (repo / "a.txt").write_text("a\n")
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "a")
+    tags, diff = provenance.code_state(repo)
+    assert tags["mktlab.git.dirty"] == "false" and diff == ""
+    assert provenance.code_state(tmp_path / "nowhere")[0] == {"mktlab.git.commit": "none"}
+
+
+def test_credentials_never_reach_params_tags_or_artifacts(store) -> None:
+    config = to_container(compose(store.overrides + ["+tags.api_token=tok-777-secret"]))
+    config["data"]["path"] = "postgresql://analyst:pw-999-secret@db.internal/marketing"
+    config["tags"]["password"] = "hunter2-secret"
+    tracker = open_run(config, run_name="+tags.api_token=tok-777-secret")
+    run = store.client.get_run(tracker.run_id)
+    everything = [*run.data.params.values(), *run.data.tags.values(), run.info.run_name]
+    everything.append(Path(store.client.download_artifacts(tracker.run_id, "config.yaml")).read_text())
+    for secret in ("tok-777-secret", "pw-999-secret", "hunter2-secret"):
+        assert not any(secret in value for value in everything), secret
+    assert run.data.params["tags.password"] == provenance.MASK
+    assert run.data.params["data.path"] == f"postgresql://analyst:{provenance.MASK}@db.internal/marketing"
+
+
+def test_mask_secrets_keeps_everything_else() -> None:
+    config = {"a": {"token": "x", "tokens_per_batch": 5, "url": "http://u:p@h/x", "plain": "http://h/x"}, "n": [1, 2]}
+    masked = provenance.mask_secrets(config)
+    assert masked == {"a": {"token": "****", "tokens_per_batch": "****", "url": "http://u:****@h/x", "plain": "http://h/x"}, "n": [1, 2]}
+    assert provenance.secret_values(config) >= {"x", "p"}
+
+
+def test_fingerprints_tell_different_data_apart() -> None:
+    from mktlab.data.ratings import RatingsSplit
+
+    split = RatingsSplit(np.arange(5, dtype=np.int32), np.arange(5, dtype=np.int32), np.ones(5, np.float32), np.zeros(5, np.int64))
+    changed = RatingsSplit(split.users, split.items, np.r_[np.ones(4), 2.0].astype(np.float32), split.timestamps)
+    assert provenance.fingerprint(split) == provenance.fingerprint(RatingsSplit(*(a.copy() for a in (split.users, split.items, split.ratings, split.timestamps))))
+    assert provenance.fingerprint(split) != provenance.fingerprint(changed)

@@ -1,0 +1,56 @@
+"""Re-running a recorded run gives identical metrics; diff names exactly what changed (slow)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+BIN = Path(sys.executable).parent
+TINY = {
+    "mf": ["model=mf", "debug=tiny", "data.subsample=3000", "model.recommend_users=3"],
+}
+
+
+def only_run(store, experiment: str, **tag_filter):
+    runs = [r for r in store.runs(experiment) if all(r.data.tags.get(k) == v for k, v in tag_filter.items())]
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return runs[0]
+
+
+@pytest.mark.parametrize("model", sorted(TINY))
+def test_rerun_reproduces_the_metrics(model: str, store, mktlab_cli, tmp_path: Path) -> None:
+    done = mktlab_cli([*TINY[model], *store.overrides])
+    assert done.returncode == 0, done.stderr[-3000:]
+    original = only_run(store, model)
+    rerun = subprocess.run([BIN / "mktlab-rerun", original.info.run_id, "--tracking-uri", store.uri, "--run-dir", str(tmp_path / "rerun")],
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "identical metrics" in rerun.stderr
+    repeated = only_run(store, model, **{"mktlab.rerun_of": original.info.run_id})
+    timing = {k for k in original.data.metrics if k.endswith("_seconds")}
+    assert {k: v for k, v in repeated.data.metrics.items() if k not in timing} == {k: v for k, v in original.data.metrics.items() if k not in timing}
+    assert repeated.data.params == original.data.params
+
+
+def test_diff_names_exactly_the_changed_keys(store) -> None:
+    from mktlab.config import compose, to_container
+    from mktlab.runner.diff import differences
+    from mktlab.runner.records import read_run
+    from mktlab.tracking import open_run
+
+    a = open_run(to_container(compose([*store.overrides, "model.dim=8"])))
+    b = open_run(to_container(compose([*store.overrides, "model.dim=16", "optim.lr=0.5"])))
+    a.log_metrics({"test_rmse": 0.9, "fit_seconds": 1.0})
+    b.log_metrics({"test_rmse": 0.8, "fit_seconds": 2.0})
+    found = differences(read_run(store.client, a.run_id), read_run(store.client, b.run_id))
+    assert [row[0] for row in found["config"]] == ["model.dim", "optim.lr"]
+    assert found["config"][0][1:] == ("8", "16")
+    assert [row[0] for row in found["metrics"]] == ["test_rmse"]
+    assert found["code"] == found["package versions"] == found["data"] == []
+    shown = subprocess.run([BIN / "mktlab-diff", a.run_id, b.run_id, "--tracking-uri", store.uri], capture_output=True, text=True)
+    assert shown.returncode == 0 and "model.dim" in shown.stdout and "optim.lr" in shown.stdout and "package versions: same" in shown.stdout
