@@ -24,7 +24,7 @@ from mktlab.config.schema import (
     TrainerConfig,
 )
 
-__all__ = ["compose", "register_configs", "to_dataclasses", "to_container", "flatten", "Config"]
+__all__ = ["compose", "register_configs", "to_dataclasses", "to_container", "to_plain", "flatten", "Config"]
 
 OmegaConf.register_new_resolver("mktlab_root", lambda: str(paths.project_root()), replace=True)
 
@@ -80,6 +80,11 @@ def to_dataclasses(cfg: DictConfig | Mapping[str, Any]) -> Config:
     schema.data = OmegaConf.structured(DATA_SCHEMAS[loader])
     merged = OmegaConf.merge(schema, plain)
     return OmegaConf.to_object(merged)  # type: ignore[return-value]
+
+
+def to_plain(cfg: Config) -> dict[str, Any]:
+    """A typed config back to a plain dict (e.g. to open a child run with a changed seed)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

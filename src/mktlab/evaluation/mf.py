@@ -13,7 +13,7 @@ from mktlab.data.ratings import RatingsData, RatingsSplit
 from mktlab.evaluation import plots
 from mktlab.evaluation.ranking import ranking_report
 from mktlab.evaluation.regression import mae, rmse
-from mktlab.evaluation.report import Report
+from mktlab.evaluation.report import Report, per_seed
 from mktlab.models.mf import MatrixFactorization
 from mktlab.train.loop import FitResult
 from mktlab.train.mf import module_kwargs, predict
@@ -62,6 +62,7 @@ def relevant_items(split: RatingsSplit, threshold: float, num_users: int, num_it
     return relevant
 
 
+@per_seed
 def evaluate(cfg: Any, result: FitResult, data: RatingsData) -> Report:
     """Test RMSE/MAE, precision/recall/NDCG@k, figures, a recommendations table and the model."""
     model: MatrixFactorization = result.model

@@ -9,9 +9,12 @@ from typing import Any
 
 import jax
 
-from mktlab.train.loop import FitResult, NonFiniteLossError, TrainTask, fit_loop
+from mktlab.train.loop import FitResult, NonFiniteLossError, SeedResults, TrainTask, fit_loop, fit_loop_vectorized
 
-__all__ = ["fit", "run_keys", "enable_compilation_cache", "FitResult", "NonFiniteLossError", "TrainTask", "fit_loop"]
+__all__ = [
+    "fit", "fit_seeds", "run_keys", "seed_list", "enable_compilation_cache",
+    "FitResult", "SeedResults", "NonFiniteLossError", "TrainTask", "fit_loop",
+]
 
 CACHE_ENV = "MKTLAB_JAX_CACHE"
 
@@ -46,10 +49,21 @@ def run_keys(seed: int) -> dict[str, jax.Array]:
     return {"data_key": data_key, "model_key": model_key, "train_key": train_key}
 
 
-def fit(cfg: Any, data: Any, tracker: Any = None) -> FitResult:
+def seed_list(cfg: Any) -> list[int] | None:
+    """The seeds to train at once (`trainer.seeds`, or `trainer.num_seeds` from `seed`); None for one."""
+    if cfg.trainer.seeds:
+        return list(cfg.trainer.seeds)
+    if cfg.trainer.num_seeds > 1:
+        return list(range(cfg.seed, cfg.seed + cfg.trainer.num_seeds))
+    return None
+
+
+def fit(cfg: Any, data: Any, tracker: Any = None) -> FitResult | SeedResults:
     """Train the model `cfg.model.name` on `data`; per-epoch metrics go to `tracker`.
 
-    The same call runs in notebooks, tests and benchmarks.
+    With `trainer.seeds` (or `trainer.num_seeds` > 1) every seed trains at once in one
+    vectorized program and logs into a child run of its own; the result is a
+    `SeedResults`. The same call runs in notebooks, tests and benchmarks.
     """
     module = importlib.import_module(f"mktlab.train.{cfg.model.name}")
     if tracker is not None:
@@ -57,4 +71,40 @@ def fit(cfg: Any, data: Any, tracker: Any = None) -> FitResult:
 
         tracker.set_tags(provenance.jax_tags(cfg.seed))
         provenance.log_data(tracker, data, name=cfg.data.name)
-    return module.fit(cfg, data, tracker)
+    seeds = seed_list(cfg)
+    if seeds is None:
+        return module.fit(cfg, data, tracker)
+    return fit_seeds(cfg, data, seeds, tracker)
+
+
+def fit_seeds(cfg: Any, data: Any, seeds: list[int], tracker: Any = None) -> SeedResults:
+    """Train one copy per seed with `jax.vmap` over their keys: parameters, optimizer state and data order per seed."""
+    module = importlib.import_module(f"mktlab.train.{cfg.model.name}")
+    if not hasattr(module, "build_task"):
+        raise NotImplementedError(f"model {cfg.model.name} cannot train several seeds at once (no build_task)")
+    task = module.build_task(cfg, data)
+    keys = [run_keys(seed) for seed in seeds]
+    children = [_child_run(cfg, data, seed, tracker) for seed in seeds] if tracker is not None else [None] * len(seeds)
+    results = fit_loop_vectorized(
+        task,
+        cfg.trainer,
+        model_keys=jax.numpy.stack([k["model_key"] for k in keys]),
+        train_keys=jax.numpy.stack([k["train_key"] for k in keys]),
+        trackers=children,
+        desc=f"{cfg.model.name} ×{len(seeds)} seeds",
+    )
+    return SeedResults(seeds, results, children)
+
+
+def _child_run(cfg: Any, data: Any, seed: int, parent: Any) -> Any:
+    """A child run of `parent` for one seed, recording the config with that seed."""
+    import dataclasses
+
+    from mktlab.config import to_plain
+    from mktlab.tracking import open_run, provenance
+
+    config = to_plain(dataclasses.replace(cfg, seed=seed, trainer=dataclasses.replace(cfg.trainer, seeds=None, num_seeds=1)))
+    child = open_run(config, run_name=f"seed={seed}", tags={"mktlab.seeds_parent": parent.run_id}, parent_run_id=parent.run_id, owns_run=True)
+    child.set_tags(provenance.jax_tags(seed))
+    provenance.log_data(child, data, name=cfg.data.name)
+    return child

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,12 +65,37 @@ class FitResult:
     def epochs_run(self) -> int:
         return len(self.history)
 
+    def summary(self, monitor: str = "monitored metric") -> str:
+        stop = ", stopped early" if self.stopped_early else ""
+        return f"best epoch {self.best_epoch} of {self.epochs_run}{stop}: {monitor} {self.best_score:.4f} ({self.seconds:.1f} s)"
+
     @property
     def model(self) -> Any:
         """The best epoch's module (needs `graphdef`)."""
         from mktlab.train.state import merge_module
 
         return merge_module(self.graphdef, self.state.params, self.state.rest)
+
+
+@dataclass
+class SeedResults:
+    """The outcome of training several seeds at once: one `FitResult` and child run per seed."""
+
+    seeds: list[int]
+    results: list[FitResult]
+    trackers: list[Any]
+
+    @property
+    def seconds(self) -> float:
+        return self.results[0].seconds if self.results else 0.0
+
+    def summary(self, monitor: str = "monitored metric") -> str:
+        lines = [f"{len(self.seeds)} seeds trained together in {self.seconds:.1f} s"]
+        lines += [f"  seed {seed}: {result.summary(monitor)}" for seed, result in zip(self.seeds, self.results)]
+        return "\n".join(lines)
+
+    def __len__(self) -> int:
+        return len(self.seeds)
 
 
 def _improved(score: float, best: float, mode: str, min_delta: float) -> bool:
@@ -101,50 +126,112 @@ def fit_loop(
     Raises:
         NonFiniteLossError: a training or monitored metric became NaN or infinite.
     """
+    return _train(task, trainer, model_keys=model_key, train_keys=train_key, trackers=[tracker], desc=desc, vectorized=False)[0]
+
+
+def fit_loop_vectorized(
+    task: TrainTask,
+    trainer: TrainerConfig,
+    *,
+    model_keys: jax.Array,
+    train_keys: jax.Array,
+    trackers: Sequence[Tracking | None],
+    desc: str = "train",
+) -> list[FitResult]:
+    """Train one copy of `task` per key pair in one compiled program (`jax.vmap` over the keys).
+
+    Parameters, optimizer state and data order are all per copy; each copy validates,
+    stops early and keeps its best epoch exactly as `fit_loop` would with its keys, so
+    copy i's result equals a separate `fit_loop` run with `model_keys[i]`, `train_keys[i]`
+    (to float tolerance). Training ends when every copy has stopped.
+    """
+    return _train(task, trainer, model_keys=model_keys, train_keys=train_keys, trackers=list(trackers), desc=desc, vectorized=True)
+
+
+@dataclass
+class _Member:
+    """The loop's bookkeeping for one trained copy."""
+
+    result: FitResult
+    tracker: Tracking | None
+    waited: int = 0
+    active: bool = True
+
+
+def _train(
+    task: TrainTask,
+    trainer: TrainerConfig,
+    *,
+    model_keys: jax.Array,
+    train_keys: jax.Array,
+    trackers: list[Tracking | None],
+    desc: str,
+    vectorized: bool,
+) -> list[FitResult]:
     if task.mode not in ("min", "max"):
         raise ValueError(f"mode must be 'min' or 'max', got {task.mode!r}")
     started = time.perf_counter()
-    if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
-        tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
-    state = task.init(model_key)
-    result = FitResult(state=state, graphdef=task.graphdef)
-    waited = 0
+    for tracker in trackers:
+        if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
+            tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
+    if vectorized:
+        init, train_epoch = jax.vmap(task.init), jax.jit(jax.vmap(task.train_epoch))
+        member_state = lambda states, i: jax.tree.map(lambda leaf: leaf[i], states)  # noqa: E731
+        epoch_keys = lambda epoch: jax.vmap(jax.random.fold_in, in_axes=(0, None))(train_keys, epoch)  # noqa: E731
+    else:
+        init, train_epoch = task.init, task.train_epoch
+        member_state = lambda state, i: state  # noqa: E731
+        epoch_keys = lambda epoch: jax.random.fold_in(train_keys, epoch)  # noqa: E731
+    states = init(model_keys)
+    members = [_Member(FitResult(state=member_state(states, i), graphdef=task.graphdef), t) for i, t in enumerate(trackers)]
     bar = tqdm(range(1, trainer.epochs + 1), desc=desc, unit="epoch", disable=not trainer.progress, file=sys.stderr, dynamic_ncols=True)
     for epoch in bar:
-        state, train_metrics = task.train_epoch(state, jax.random.fold_in(train_key, epoch))
-        row = {f"train_{k}": float(v) for k, v in train_metrics.items()}
-        bad = [k for k, v in row.items() if not math.isfinite(v)]
-        if bad:
-            bar.close()
-            raise NonFiniteLossError(
-                f"{', '.join(bad)} became {row[bad[0]]} at epoch {epoch}; "
-                "lower optim.lr, add optim.grad_clip, or check the data for extreme values"
-            )
-        row.update(task.validate(state))
-        monitored = task.monitor in row  # a model may validate only some epochs (e.g. image metrics)
-        score = row.get(task.monitor, math.nan)
-        if monitored and not math.isfinite(score):
-            bar.close()
-            raise NonFiniteLossError(f"the monitored metric {task.monitor} is {score} at epoch {epoch}")
-        result.history.append({"epoch": epoch, **row})
-        if tracker is not None:
-            tracker.log_metrics(row, step=epoch)
-        if task.on_epoch_end is not None:
-            task.on_epoch_end(epoch, state, row)
-        if not monitored:
-            pass
-        elif _improved(score, result.best_score, task.mode, trainer.min_delta):
-            result.state, result.best_epoch, result.best_score, waited = state, epoch, score, 0
-        else:
-            waited += 1
-        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()}, refresh=False)
-        if trainer.patience is not None and waited >= trainer.patience:
-            result.stopped_early = True
+        states, train_metrics = train_epoch(states, epoch_keys(epoch))
+        if vectorized:  # slice copies on the host: indexing device arrays compiles one program per index
+            states, train_metrics = jax.device_get((states, train_metrics))
+        for i, member in enumerate(members):
+            if not member.active:
+                continue
+            state = member_state(states, i)
+            row = {f"train_{k}": float(member_state(v, i)) for k, v in train_metrics.items()}
+            bad = [k for k, v in row.items() if not math.isfinite(v)]
+            if bad:
+                bar.close()
+                raise NonFiniteLossError(
+                    f"{', '.join(bad)} became {row[bad[0]]} at epoch {epoch}; "
+                    "lower optim.lr, add optim.grad_clip, or check the data for extreme values"
+                )
+            row.update(task.validate(state))
+            monitored = task.monitor in row  # a model may validate only some epochs (e.g. image metrics)
+            score = row.get(task.monitor, math.nan)
+            if monitored and not math.isfinite(score):
+                bar.close()
+                raise NonFiniteLossError(f"the monitored metric {task.monitor} is {score} at epoch {epoch}")
+            result = member.result
+            result.history.append({"epoch": epoch, **row})
+            if member.tracker is not None:
+                member.tracker.log_metrics(row, step=epoch)
+            if task.on_epoch_end is not None:
+                task.on_epoch_end(epoch, state, row)
+            if not monitored:
+                pass
+            elif _improved(score, result.best_score, task.mode, trainer.min_delta):
+                result.state, result.best_epoch, result.best_score, member.waited = state, epoch, score, 0
+            else:
+                member.waited += 1
+            if trainer.patience is not None and member.waited >= trainer.patience:
+                result.stopped_early, member.active = True, False
+            if i == 0 or not vectorized:
+                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()}, refresh=False)
+        if not any(member.active for member in members):
             break
     bar.close()
-    if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
-        result.state, result.best_epoch = state, result.history[-1]["epoch"]
-    result.seconds = time.perf_counter() - started
-    if tracker is not None and math.isfinite(result.best_score):
-        tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})
-    return result
+    seconds = time.perf_counter() - started
+    for i, member in enumerate(members):
+        result = member.result
+        if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
+            result.state, result.best_epoch = member_state(states, i), result.history[-1]["epoch"]
+        result.seconds = seconds
+        if member.tracker is not None and math.isfinite(result.best_score):
+            member.tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})
+    return [member.result for member in members]

@@ -1,0 +1,48 @@
+"""Several seeds trained at once equal separate runs; child runs per seed, mean and spread on the parent."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from mktlab.config import compose, to_container, to_dataclasses
+from mktlab.data import load
+from mktlab.evaluation.mf import evaluate
+from mktlab.tracking import open_run
+from mktlab.train import SeedResults, fit
+
+MF_TINY = ["model=mf", "trainer.progress=false", "data.subsample=4000", "trainer.epochs=6", "trainer.patience=2", "model.dim=8",
+           "trainer.batch_size=512"]
+
+
+def test_vectorized_seeds_equal_separate_runs() -> None:
+    cfg = to_dataclasses(compose([*MF_TINY, "trainer.seeds=[3,5]"]))
+    data = load(cfg)
+    together = fit(cfg, data)
+    assert isinstance(together, SeedResults) and together.seeds == [3, 5]
+    for seed, result in zip(together.seeds, together.results):
+        alone = fit(dataclasses.replace(cfg, seed=seed, trainer=dataclasses.replace(cfg.trainer, seeds=None)), data)
+        assert [r["epoch"] for r in result.history] == [r["epoch"] for r in alone.history]
+        for a, b in zip(result.history, alone.history):
+            for key in a:
+                assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-6), key
+        assert result.best_epoch == alone.best_epoch
+    assert together.results[0].history != together.results[1].history
+
+
+def test_seed_children_and_parent_summary(store) -> None:
+    config = to_container(compose([*MF_TINY, "trainer.num_seeds=3", *store.overrides]))
+    cfg = to_dataclasses(config)
+    data = load(cfg)
+    parent = open_run(config)
+    report = evaluate(cfg, fit(cfg, data, parent), data).log(parent)
+    children = [r for r in store.runs("mf") if r.data.tags.get("mlflow.parentRunId") == parent.run_id]
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1", "2"]
+    assert all(r.info.status == "FINISHED" and "test_rmse" in r.data.metrics for r in children)
+    assert all(len(store.client.get_metric_history(r.info.run_id, "val_rmse")) >= 1 for r in children)
+    values = np.array([r.data.metrics["test_rmse"] for r in children])
+    recorded = store.client.get_run(parent.run_id).data.metrics
+    assert recorded["test_rmse"] == pytest.approx(values.mean()) and recorded["test_rmse_std"] == pytest.approx(values.std(ddof=1))
+    assert report.metrics["num_seeds"] == 3
