@@ -59,6 +59,8 @@ class TrainerConfig:
     progress: bool = True  # epoch progress bar
     cv_folds: int = 0  # k-fold cross-validation when > 1 (models that support it)
     sample_every: int = 5  # image models: render samples / compute image metrics every N epochs
+    seeds: Optional[list[int]] = None  # train one copy per seed in one vectorized program (child run per seed)
+    num_seeds: int = 1  # or: this many seeds from `seed` on (seed, seed+1, ...)
 
 
 # --------------------------------------------------------------------------- models
@@ -81,13 +83,13 @@ class MFModelConfig:
 class MLPModelConfig:
     name: str = "mlp"
     notebook: str = "mlp_response"
-    hidden: list[int] = field(default_factory=lambda: [64, 32])
+    hidden: list[int] = field(default_factory=lambda: [64, 32])  # hidden layer widths
     activation: str = "relu"  # relu | gelu | tanh | silu
-    dropout: float = 0.1
-    norm: str = "none"  # none | batch | layer
+    dropout: float = 0.3  # after each hidden layer
+    norm: str = "layer"  # none | batch | layer
     categorical: str = "onehot"  # onehot | embed: how MOSTYPE and MOSHOOFD enter the network
     embed_dim: int = 8  # categorical == embed only
-    imbalance: str = "weight"  # weight | sample | none
+    imbalance: str = "sample"  # weight | sample | none
     pos_weight: Optional[float] = None  # weight of buyers in the loss; None uses negatives/positives
     correct_prior: bool = True  # undo the shift class weighting / balanced sampling puts into probabilities
     top_fraction: float = 0.2  # the challenge metric: buyers among the top 20% by score
