@@ -26,3 +26,32 @@ def report_ratio(label: str, ours: float, theirs: float, *, theirs_name: str = "
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def task_epoch(task):
+    """One compiled epoch of a `TrainTask` per call (`task.train_epoch`, as `fit` runs it), waiting for the result."""
+    import jax
+
+    state = task.init(jax.random.key(0))
+    keys = iter(range(1_000_000))
+
+    def epoch():
+        nonlocal state
+        state, metrics = task.train_epoch(state, jax.random.key(next(keys)))
+        jax.block_until_ready((state, metrics))
+
+    return epoch
+
+
+def best_of_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 10) -> dict[str, float]:
+    """The fastest call of each function (seconds) over `rounds` rounds that call each once in turn, after one
+    untimed warm-up call each: on a busy machine every side meets the same load."""
+    for fn in fns.values():
+        fn()
+    best = {name: float("inf") for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best

@@ -64,7 +64,7 @@ def read_numeric_table(
     for name in columns:
         text = frame[name].str.strip()
         values = pd.to_numeric(text, errors="coerce")
-        bad = values.isna().to_numpy()
+        bad = values.isna().to_numpy().copy()  # writable: pandas may hand out a read-only view
         if integer and not bad.all():
             bad |= values.notna().to_numpy() & (values.fillna(0) % 1 != 0).to_numpy()
         if bad.any():

@@ -84,3 +84,13 @@ def response_report(
         report[f"lift_at_{percent(fraction)}"] = lift_at(y_true, y_score, fraction)
     report["buyers"] = buyers
     return {f"{prefix}{k}": float(v) for k, v in report.items()}
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Hanley & McNeil's (1982) standard error of a ROC AUC from `positives` and `negatives` examples:
+    how far a test split this size lets an AUC wander."""
+    if positives < 1 or negatives < 1:
+        return float("nan")
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = (auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)) / (positives * negatives)
+    return float(np.sqrt(max(variance, 0.0)))

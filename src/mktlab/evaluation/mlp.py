@@ -3,7 +3,6 @@ the mailing list of top-scored customers, and k-fold cross-validation."""
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -12,8 +11,8 @@ import pandas as pd
 from mktlab.data.tabular import TabularData, cross_validation_folds, one_hot_design
 from mktlab.evaluation import plots
 from mktlab.evaluation.classification import binary_report
-from mktlab.evaluation.marketing import percent, response_report, top_size
-from mktlab.evaluation.report import Report
+from mktlab.evaluation.marketing import auc_standard_error, percent, response_report, top_size
+from mktlab.evaluation.report import Report, per_seed
 from mktlab.train.loop import FitResult
 from mktlab.train.mlp import fit, module_kwargs, predict
 
@@ -66,8 +65,19 @@ def top_customers(cfg: Any, data: TabularData, scores: np.ndarray, baseline: np.
     return frame
 
 
+def monitored_history(result: FitResult) -> list[dict[str, float]]:
+    """Epoch, training metrics and validation ROC AUC only: on one axis, the slow rise of the AUC
+    would be flattened by metrics of other scales."""
+    return [{k: v for k, v in row.items() if k in ("epoch", "val_roc_auc") or k.startswith("train_")} for row in result.history]
+
+
+@per_seed
 def evaluate(cfg: Any, result: FitResult, data: TabularData) -> Report:
-    """Test metrics of the best epoch's MLP and of the logistic baseline, charts, mailing list, model."""
+    """Test metrics of the best epoch's MLP and of the logistic baseline, charts, mailing list, model.
+
+    With several seeds trained at once (`trainer.num_seeds`), each seed's report goes to its
+    child run and the returned report holds the mean and spread over seeds.
+    """
     model = result.model
     y = data.test.labels
     scores = predict(model, data.test, batch_size=cfg.trainer.eval_batch_size)
@@ -81,7 +91,8 @@ def evaluate(cfg: Any, result: FitResult, data: TabularData) -> Report:
     })
     curves = {"MLP": (y, scores), "logistic baseline": (y, baseline_p)}
     figures = {
-        "learning_curve": plots.learning_curves(result.history, best_epoch=result.best_epoch, title="MLP response model"),
+        "learning_curve": plots.learning_curves(monitored_history(result), best_epoch=result.best_epoch,
+                                                title="MLP: training loss and validation ROC AUC"),
         "roc": plots.roc_curves(curves, title="ROC curve (test)"),
         "pr": plots.pr_curves(curves, title="Precision-recall (test)"),
         "gains": plots.gains_curves(curves, mark=cfg.model.top_fraction, title="Cumulative gains (test)"),
@@ -125,7 +136,7 @@ def cross_validate(cfg: Any, data: TabularData) -> Report:
     for column in [*names, *(f"baseline_{m}" for m in names), "best_epoch"]:
         metrics[f"cv_{column}_mean"] = float(table[column].mean())
         metrics[f"cv_{column}_std"] = float(table[column].std(ddof=1))
-    return Report(metrics=metrics, tables={"cv_folds.csv": table})
+    return Report(metrics=metrics, tables={"cv_folds.csv": table.round(5)})
 
 
 def reading(report: Report, cv: Report | None = None) -> str:
@@ -136,12 +147,12 @@ def reading(report: Report, cv: Report | None = None) -> str:
     hits, base_hits = int(m[f"test_top{tag}_hits"]), int(m[f"baseline_test_top{tag}_hits"])
     auc, base_auc = m["test_roc_auc"], m["baseline_test_roc_auc"]
     delta = auc - base_auc
-    if delta > 0.01:
-        verdict = f"beats the logistic baseline by {delta:.3f} ROC AUC"
-    elif delta < -0.01:
-        verdict = f"trails the logistic baseline by {-delta:.3f} ROC AUC"
+    noise = auc_standard_error(base_auc, buyers, n - buyers)
+    if abs(delta) < noise:
+        verdict = (f"is level with the logistic baseline ({abs(delta):.3f} ROC AUC {'ahead' if delta >= 0 else 'behind'}, "
+                   f"within the {noise:.3f} standard error of an AUC on {buyers} buyers)")
     else:
-        verdict = f"matches the logistic baseline (ROC AUC within {abs(delta):.3f}, inside the noise of a test split with {buyers} buyers)"
+        verdict = f"{'beats' if delta > 0 else 'trails'} the logistic baseline by {abs(delta):.3f} ROC AUC (standard error {noise:.3f})"
     text = (
         f"On the {n} test customers ({buyers} buyers, {buyers / max(n, 1):.1%}), the MLP {verdict}: "
         f"ROC AUC **{auc:.3f}** against {base_auc:.3f}, PR AUC {m['test_pr_auc']:.3f} against {m['baseline_test_pr_auc']:.3f}. "

@@ -78,6 +78,21 @@ def calibration_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, b
     return fig
 
 
+CONTACTED = "share of customers contacted (best scores first)"
+
+
+def _finish(fig, ax, *, xlabel: str, ylabel: str, title: str, mark: float | None = None):
+    """Label a single-panel chart, mark a share on its x axis (e.g. the 20% a campaign mails), tighten it."""
+    if mark:
+        ax.axvline(mark, color="black", ls=":", lw=1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def pr_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str = "Precision-recall curve"):
     """`{label: (y_true, y_score)}` -> precision against recall, average precision in the legend."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
@@ -90,12 +105,7 @@ def pr_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str
         base = float(np.mean(y_true))
     if base is not None:
         ax.axhline(base, color="grey", ls="--", lw=1, label=f"random ({base:.3f})")
-    ax.set_xlabel("recall")
-    ax.set_ylabel("precision")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel="recall", ylabel="precision", title=title)
 
 
 def gains_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: float | None = None, title: str = "Cumulative gains"):
@@ -111,14 +121,7 @@ def gains_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: f
         at = f", {np.interp(mark, contacted, reached):.0%} at {mark:.0%}" if mark else ""
         ax.plot(contacted, reached, label=f"{label}{at}")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="random")
-    if mark:
-        ax.axvline(mark, color="black", ls=":", lw=1)
-    ax.set_xlabel("share of customers contacted (best scores first)")
-    ax.set_ylabel("share of buyers reached")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel=CONTACTED, ylabel="share of buyers reached", title=title, mark=mark)
 
 
 def lift_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: float | None = None, title: str = "Lift"):
@@ -131,11 +134,40 @@ def lift_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: fl
         start = max(int(0.02 * len(contacted)), 1) - 1  # the first few customers give a jumpy, meaningless lift
         ax.plot(contacted[start:], lift[start:], label=label)
     ax.axhline(1.0, color="grey", ls="--", lw=1, label="random")
-    if mark:
-        ax.axvline(mark, color="black", ls=":", lw=1)
-    ax.set_xlabel("share of customers contacted (best scores first)")
-    ax.set_ylabel("cumulative lift")
+    return _finish(fig, ax, xlabel=CONTACTED, ylabel="cumulative lift", title=title, mark=mark)
+
+
+def metric_by_bucket(
+    frame, *, x: str, series: Sequence[str], count: str | None = None, xlabel: str, ylabel: str, title: str,
+    flat: Mapping[str, float] | None = None, ax=None,
+):
+    """One line per column of `series` over the buckets in column `x` (kept in order).
+
+    `count` adds the bucket sizes as grey bars on a second axis; `flat` draws reference
+    values as dotted horizontal lines (e.g. a model that ignores the bucketed quantity).
+    Draws into `ax` when given (to compose panels), else into a new figure.
+    """
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    else:
+        fig = ax.figure
+    positions = np.arange(len(frame))
+    if count is not None:
+        bars = ax.twinx()
+        bars.bar(positions, frame[count], color="grey", alpha=0.2, width=0.6)
+        bars.set_ylabel(count, color="grey")
+        ax.set_zorder(bars.get_zorder() + 1)
+        ax.patch.set_visible(False)
+    for name in series:
+        ax.plot(positions, frame[name], marker="o", ms=4, label=name)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, value) in enumerate((flat or {}).items(), start=len(series)):
+        ax.axhline(value, ls=":", lw=1.2, color=colors[i % len(colors)], label=name)
+    ax.set_xticks(positions, [str(v) for v in frame[x]])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
