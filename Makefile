@@ -7,6 +7,8 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE := sqlite:///$(CURDIR)/experiments/mlflow.db
 ARTIFACTS := $(CURDIR)/experiments/mlartifacts
+BACKEND ?= $(STORE)
+SERVER_WORKERS ?= 2
 
 .PHONY: help install demo test test-fast lab mlflow-ui mlflow-server bench clean
 
@@ -35,6 +37,10 @@ lab: $(STAMP)  ## open JupyterLab on notebooks/
 
 mlflow-ui: $(STAMP)  ## open the MLflow UI on the project's store
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS) --host $(HOST) --port $(PORT)
+
+mlflow-server: $(STAMP)  ## MLflow tracking server on HOST:PORT over the project's store; BACKEND=postgresql://user:pw@host/db for PostgreSQL
+	$(BIN)/mlflow server --backend-store-uri $(BACKEND) --artifacts-destination $(ARTIFACTS) \
+		--host $(HOST) --port $(PORT) --workers $(SERVER_WORKERS)
 
 bench: $(STAMP)  ## run the benchmarks against PyTorch and scikit-surprise
 	$(BIN)/python -m pip install -e '.[dev,bench]'

@@ -53,7 +53,7 @@ def _job_config(config: DictConfig) -> dict[str, Any]:
 
 def open_sweep(config: DictConfig) -> sw.SweepRecord:
     """Open the sweep's parent run, log its definition and publish the record for the jobs."""
-    from mktlab.tracking import Tracker, get_client, get_or_create_experiment
+    from mktlab.tracking import Tracker, get_client, get_or_create_experiment, provenance
 
     hydra = config.hydra
     choices = dict(hydra.runtime.choices)
@@ -64,7 +64,7 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
     client = get_client(base["tracking"])
     experiment_id = get_or_create_experiment(client, base["experiment_name"], base["tracking"].get("artifact_root"))
     sweep_id = sw.new_sweep_id()
-    sweep_dir = str(Path(str(hydra.sweep.dir)).resolve())
+    sweep_dir = os.path.abspath(str(hydra.sweep.dir))
     name = " ".join(filter(None, ["sweep", choices.get("sweep"), sweep_id]))
     tags = {
         sw.SWEEP_ID: sweep_id,
@@ -77,13 +77,16 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         "mktlab.launcher": choices.get("hydra/launcher", ""),
         "mktlab.overrides": " ".join(task_overrides),
         "mktlab.sweep_dir": sweep_dir,
+        **provenance.code_state(Path(base["paths"]["root"]))[0],
         **{k: str(v) for k, v in (base.get("tags") or {}).items()},
     }
+    secrets = provenance.secret_values(base)  # credentials never leave the process, as in every run
+    tags = {k: provenance.scrub_text(str(v), secrets) for k, v in tags.items()}
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     tracker = Tracker(client, run.info.run_id)
     tracker.log_params(
         {
-            **{f"sweep.{key}": expression for key, expression in swept.items()},
+            **{f"sweep.{key}": provenance.scrub_text(expression, secrets) for key, expression in swept.items()},
             "sweep.sweeper": tags["mktlab.sweeper"],
             "sweep.launcher": tags["mktlab.launcher"],
         }
@@ -97,21 +100,21 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         "launcher": _plain(hydra.launcher),
         "sweep_dir": sweep_dir,
     }
-    tracker.log_text(yaml.safe_dump(definition, sort_keys=False), "sweep/definition.yaml")
-    tracker.log_text(yaml.safe_dump(base, sort_keys=False), "sweep/base_config.yaml")
+    tracker.log_text(provenance.scrub_text(yaml.safe_dump(definition, sort_keys=False), secrets), "sweep/definition.yaml")
+    tracker.log_text(yaml.safe_dump(provenance.mask_secrets(base), sort_keys=False), "sweep/base_config.yaml")
     record = sw.SweepRecord(
         sweep_id=sweep_id,
         parent_run_id=run.info.run_id,
         experiment_id=experiment_id,
         tracking_uri=base["tracking"]["uri"],
         sweep_dir=sweep_dir,
-        common_overrides=tuple(common),
         swept=tuple(swept),
     )
     record.publish()
     console.print(
         f"[bold]mktlab[/bold] sweep {sweep_id} · parent run {run.info.run_id} · experiment '{base['experiment_name']}' · "
-        f"varies {', '.join(swept) or 'nothing'}"
+        f"varies {', '.join(swept) or 'nothing'}",
+        soft_wrap=True,
     )
     return record
 
@@ -176,17 +179,17 @@ def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any
         if optuna.is_file():
             tracker.log_artifact(optuna, "sweep")
         tracker.log_metrics({"sweep_jobs": len(table.frame), "sweep_failed_jobs": len(failed)})
-        console.print(table.to_rich(rows=rows, title=f"sweep {record.sweep_id} (parent run {record.parent_run_id})"))
+        table.show(console, rows=rows, title=f"sweep {record.sweep_id} (parent run {record.parent_run_id})")
         if best is not None:
-            console.print(f"best: {best['run_name']} ({table.metric} {best[table.metric]:.4f}) · run {best['run_id']}")
+            console.print(f"best: {best['run_name']} ({table.metric} {best[table.metric]:.4f}) · run {best['run_id']}", soft_wrap=True)
     finally:
         client.set_terminated(record.parent_run_id, status="FAILED" if failed else "FINISHED")
     if failed:
         lines = [f"{len(failed)} job(s) of sweep {record.sweep_id} failed:"]
         for job in failed:
-            lines.append(f"  job {job['job_num']} ({','.join(job.get('overrides') or [])}): {job.get('error')}")
+            lines.append(f"  job {job['job_num']} ({sw.job_run_name(job.get('overrides') or [], record.swept)}): {job.get('error')}")
             lines.append(f"    notebook: {job.get('notebook') or 'none (the job failed before its notebook ran)'}")
-        console.print("\n".join(lines), style="red")
+        console.print("\n".join(lines), style="red", soft_wrap=True)  # paths stay on one line
     return failed
 
 
@@ -213,14 +216,19 @@ class SweepCallback(Callback):
             return
         failure = job_failed(config, job_return)
         if failure is not None:
-            console.print(f"[red]job {failure.job_num} failed[/red] ({failure.error}); the sweep goes on")
+            console.print(f"[red]job {failure.job_num} failed[/red] ({failure.error}); the sweep goes on", soft_wrap=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         record = self.record or sw.read_record(str(config.hydra.sweep.dir))
         if record is None:
             return
         self._closed = True
-        if close_sweep(record, rows=self.rows):
+        try:
+            failed = close_sweep(record, rows=self.rows)
+        except Exception as error:  # Hydra would only warn: the summary's failure must fail the sweep
+            console.print(f"[red]could not close sweep {record.sweep_id}: {type(error).__name__}: {error}[/red]", soft_wrap=True)
+            raise SystemExit(1) from error
+        if failed:
             raise SystemExit(1)
 
     def _ended_early(self) -> None:

@@ -43,7 +43,6 @@ class SweepRecord:
         experiment_id: the parent's experiment.
         tracking_uri: the store the parent lives in.
         sweep_dir: Hydra's sweep folder (`hydra.sweep.dir`).
-        common_overrides: command-line overrides every job shares (left out of job names).
         swept: the config keys the sweep varies, in order.
     """
 
@@ -52,7 +51,6 @@ class SweepRecord:
     experiment_id: str
     tracking_uri: str
     sweep_dir: str
-    common_overrides: tuple[str, ...] = ()
     swept: tuple[str, ...] = ()
 
     def to_json(self) -> str:
@@ -61,7 +59,7 @@ class SweepRecord:
     @classmethod
     def from_json(cls, text: str) -> "SweepRecord":
         data = json.loads(text)
-        return cls(**{**data, "common_overrides": tuple(data["common_overrides"]), "swept": tuple(data["swept"])})
+        return cls(**{**data, "swept": tuple(data["swept"])})
 
     def publish(self) -> None:
         """Write the record into the sweep folder and the environment of jobs started from now on."""
@@ -111,7 +109,7 @@ def split_overrides(overrides: Iterable[str]) -> tuple[list[str], list[tuple[str
     plain, swept = [], []
     for text, override in zip(overrides, OverridesParser.create().parse_overrides(list(overrides))):
         if override.is_sweep_override():
-            swept.append((override.get_key_element(), override.get_value_element_as_str()))
+            swept.append((override.get_key_element(), text.split("=", 1)[1]))
         else:
             plain.append(text)
     return plain, swept
@@ -124,15 +122,20 @@ def sweep_definition(task_overrides: Sequence[str], sweeper_params: Mapping[str,
     line wins over the same key there, as in Hydra's sweepers.
     """
     common, from_command_line = split_overrides(task_overrides)
-    swept = {str(k): str(v) for k, v in (sweeper_params or {}).items()}
-    swept.update(dict(from_command_line))
-    common = [o for o in common if o.split("=", 1)[0].lstrip("+~") not in swept]
+    swept = {override_key(str(k)): str(v) for k, v in (sweeper_params or {}).items()}
+    swept.update({override_key(k): v for k, v in from_command_line})
+    common = [o for o in common if override_key(o) not in swept]
     return common, swept
 
 
-def job_run_name(overrides: Sequence[str], common: Sequence[str]) -> str:
-    """A child run's name: its overrides without those every job of the sweep shares."""
-    own = [o for o in overrides if o not in set(common)]
+def override_key(override: str) -> str:
+    """`+optim.lr=0.1` -> `optim.lr`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def job_run_name(overrides: Sequence[str], swept: Sequence[str]) -> str:
+    """A child run's name: its overrides of the swept keys (all its overrides if none match)."""
+    own = [o for o in overrides if override_key(o) in set(swept)]
     return ",".join(own or overrides) or "defaults"
 
 
@@ -156,7 +159,7 @@ def job_tags(hydra_cfg: Any) -> dict[str, str]:
         PARENT: record.parent_run_id,
         SWEEP_ID: record.sweep_id,
         JOB_NUM: str(hydra_cfg.job.num),
-        "mlflow.runName": job_run_name(list(hydra_cfg.overrides.task), record.common_overrides),
+        "mlflow.runName": job_run_name(list(hydra_cfg.overrides.task), record.swept),
     }
 
 

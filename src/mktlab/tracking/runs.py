@@ -62,7 +62,7 @@ def open_run(
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     secrets = provenance.secret_values(config)
-    name = config.get("run_name") or run_name
+    name = config.get("run_name") or all_tags.pop("mlflow.runName", None) or run_name  # a sweep names its jobs by tag
     run = client.create_run(
         experiment_id,
         run_name=provenance.scrub_text(name, secrets) if name else None,

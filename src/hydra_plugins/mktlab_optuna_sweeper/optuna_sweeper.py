@@ -1,0 +1,247 @@
+"""A Hydra sweeper that searches hyper-parameters with Optuna (ask-and-tell).
+
+The Hydra project's `hydra-optuna-sweeper` 1.3.0 pins `optuna<3` (1.1.2 pins `alembic<1.7`,
+which MLflow's SQLAlchemy 2 store cannot import), so it cannot live beside current MLflow
+and Optuna. This sweeper keeps its command line and search-space syntax on current Optuna:
+
+    mktlab -m hydra/sweeper=optuna hydra.sweeper.n_trials=30 \\
+        'model.dim=choice(16,32,64)' 'optim.lr=tag(log,interval(1e-3,3e-2))' 'seed=range(0,3)'
+
+`choice(...)` and `a,b,c` are categorical, `range(a,b[,step])` integers (or floats) from a
+up to b excluded as in Hydra, `interval(a,b)` uniform floats (`int(interval(a,b))` integers), and
+`tag(log,interval(a,b))` log-uniform; sampled floats reach the jobs with 4 significant
+digits. Each trial is one job of the configured launcher:
+`n_jobs` trials go out together, so `hydra/launcher=joblib` runs them in parallel.
+
+The objective is the job's `metric` (default: `best_<monitor>`, the validation metric the
+model's training loop monitors), in the loop's direction (`mktlab.monitor_mode`) unless
+`direction` says otherwise. A failed job is a failed trial; the search goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override, Transformer
+from hydra.core.plugins import Plugins
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.trial import TrialState
+
+log = logging.getLogger(__name__)
+DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
+
+
+def distribution(override: Override) -> BaseDistribution:
+    """The Optuna distribution of one sweep override (`choice`, `range`, `interval`, `tag(log, ...)`)."""
+    value = override.value()
+    if override.is_choice_sweep() or (override.is_range_sweep() and value.shuffle):
+        return CategoricalDistribution(list(override.sweep_iterator(transformer=Transformer.encode)))
+    if override.is_range_sweep():
+        if any(isinstance(v, float) for v in (value.start, value.stop, value.step)):
+            count = math.ceil((value.stop - value.start) / value.step)
+            return FloatDistribution(value.start, value.start + (count - 1) * value.step, step=value.step)
+        return IntDistribution(int(value.start), int(value.stop) - int(value.step), step=int(value.step))
+    if override.is_interval_sweep():
+        log_scale = "log" in value.tags
+        if isinstance(value.start, int) and isinstance(value.end, int):
+            return IntDistribution(value.start, value.end, log=log_scale)
+        return FloatDistribution(float(value.start), float(value.end), log=log_scale)
+    raise ValueError(f"{override.input_line}: the Optuna sweeper takes choice, range, interval or tag(log, interval)")
+
+
+def search_space(params: Mapping[str, Any] | None, arguments: Sequence[str]) -> tuple[list[str], dict[str, BaseDistribution]]:
+    """`hydra.sweeper.params` and the command line -> (fixed overrides, {key: distribution}).
+
+    A key given on the command line replaces the same key from `params`.
+    """
+    lines = [f"{k}={v}" for k, v in (params or {}).items()] + list(arguments)
+    fixed: dict[str, str] = {}
+    space: dict[str, BaseDistribution] = {}
+    for override in OverridesParser.create().parse_overrides(lines):
+        key = override.get_key_element()
+        fixed.pop(key, None)
+        space.pop(key, None)
+        if override.is_sweep_override():
+            space[key] = distribution(override)
+        else:
+            fixed[key] = override.input_line
+    return list(fixed.values()), space
+
+
+def _override_value(value: Any) -> str:
+    if isinstance(value, str):
+        return Transformer.str(value)  # quoted where the override grammar needs it
+    if isinstance(value, float):
+        return f"{value:.4g}"  # 4 significant digits: readable run names, no practical loss
+    return str(value)
+
+
+def trial_overrides(fixed: Sequence[str], params: Mapping[str, Any]) -> list[str]:
+    """A trial's job overrides: the fixed ones, then the sampled values."""
+    return [*fixed, *(f"{key}={_override_value(value)}" for key, value in params.items())]
+
+
+class OptunaSweeper(Sweeper):
+    """Hydra sweeper: Optuna's ask-and-tell over the configured launcher.
+
+    Args:
+        sampler: an Optuna sampler (Hydra instantiates `sampler._target_`).
+        metric: the job metric to optimize; `auto` is `best_<monitor>` of the training loop.
+        direction: `minimize`, `maximize`, or `auto` (the monitor's mode).
+        n_trials: trials in all.
+        n_jobs: trials launched together.
+        study_name: the Optuna study name (default `mktlab-<sweep id>`).
+        storage: an Optuna storage URL to keep (and resume) the study; None keeps it in memory.
+        params: `{key: search space}` as in Hydra's sweepers.
+    """
+
+    def __init__(
+        self,
+        sampler: Any = None,
+        metric: str = "auto",
+        direction: str = "auto",
+        n_trials: int = 20,
+        n_jobs: int = 2,
+        study_name: str | None = None,
+        storage: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        if direction != "auto" and direction not in DIRECTIONS:
+            raise ValueError(f"hydra.sweeper.direction={direction!r}: expected minimize, maximize or auto")
+        if direction == "auto" and metric != "auto":
+            raise ValueError(f"hydra.sweeper.metric={metric}: set hydra.sweeper.direction (minimize or maximize) for it")
+        if n_trials < 1 or n_jobs < 1:
+            raise ValueError("hydra.sweeper.n_trials and n_jobs must be at least 1")
+        self.sampler = sampler
+        self.metric = metric
+        self.direction = direction if direction == "auto" else DIRECTIONS[direction]
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.study_name = study_name
+        self.storage = storage
+        self.params = dict(params or {})
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.launcher: Any = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    # ------------------------------------------------------------------ objective
+    def _monitor(self, job_num: int) -> tuple[str, str] | None:
+        """`(best_<monitor>, direction)` from the tags the training loop put on job `job_num`'s run."""
+        from mktlab.runner.sweep import JOB_NUM, SWEEP_ID, read_record
+        from mktlab.tracking import get_client
+
+        assert self.config is not None
+        record = read_record(str(self.config.hydra.sweep.dir))
+        if record is None:
+            return None
+        client = get_client({"uri": record.tracking_uri})
+        runs = client.search_runs(
+            [record.experiment_id], filter_string=f"tags.`{SWEEP_ID}` = '{record.sweep_id}' and tags.`{JOB_NUM}` = '{job_num}'"
+        )
+        tags = runs[0].data.tags if runs else {}
+        if "mktlab.monitor" not in tags:
+            return None
+        return f"best_{tags['mktlab.monitor']}", DIRECTIONS[tags.get("mktlab.monitor_mode", "min")]
+
+    def _outcome(self, job_num: int, result: JobReturn) -> tuple[TrialState, float | None, tuple[str, str] | None]:
+        """The trial's state and value, and the job's `(best_<monitor>, direction)` when its run has them."""
+        from mktlab.runner.sweep import JobFailure
+
+        if result.status != JobStatus.COMPLETED or isinstance(result._return_value, JobFailure):
+            return TrialState.FAIL, None, None
+        metrics = result._return_value if isinstance(result._return_value, Mapping) else {}
+        monitor = self._monitor(job_num)
+        metric = self.metric if self.metric != "auto" else monitor[0] if monitor else None
+        value = metrics.get(metric) if metric else None
+        if value is None or not math.isfinite(float(value)):
+            log.warning(f"job {job_num}: no finite {metric or 'best_<monitor>'} among its metrics; the trial counts as failed")
+            return TrialState.FAIL, None, monitor
+        return TrialState.COMPLETE, float(value), monitor
+
+    def _study(self, direction: str) -> optuna.Study:
+        from mktlab.runner.sweep import read_record
+
+        assert self.config is not None
+        record = read_record(str(self.config.hydra.sweep.dir))
+        name = self.study_name or f"mktlab-{record.sweep_id if record else Path(str(self.config.hydra.sweep.dir)).name}"
+        return optuna.create_study(study_name=name, storage=self.storage, sampler=self.sampler, direction=direction, load_if_exists=True)
+
+    # ------------------------------------------------------------------ the search
+    def sweep(self, arguments: list[str]) -> Any:
+        assert self.config is not None and self.launcher is not None
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        fixed, space = search_space(self.params, arguments)
+        if not space:
+            raise ValueError("the Optuna sweeper has nothing to search: give hydra.sweeper.params or overrides like 'optim.lr=interval(1e-4,1e-1)'")
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        direction = None if self.direction == "auto" else self.direction
+        study = self._study(direction) if direction else None
+        # With direction auto, trials are asked from an in-memory study until a job's run tells its monitor's mode.
+        asker = study or optuna.create_study(sampler=self.sampler)
+        pending: list[optuna.trial.FrozenTrial] = []
+        metric = None if self.metric == "auto" else self.metric
+        returns, done = [], 0
+        log.info(f"Optuna: {self.n_trials} trials, {self.n_jobs} at a time, over {', '.join(space)}")
+        while done < self.n_trials:
+            trials = [asker.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+            batch = [trial_overrides(fixed, t.params) for t in trials]
+            self.validate_batch_is_legal(batch)
+            results = self.launcher.launch(batch, initial_job_idx=done)
+            for offset, (trial, result) in enumerate(zip(trials, results)):
+                state, value, monitor = self._outcome(done + offset, result)
+                if monitor is not None and metric in (None, monitor[0]):
+                    metric = monitor[0]
+                    if direction is None:
+                        direction = monitor[1]
+                        log.info(f"Optuna: {direction} {metric}, the training loop's monitor")
+                    elif direction != monitor[1]:
+                        log.warning(f"Optuna: the study {direction[:-1]}es {metric}, which the training loop {monitor[1][:-1]}es")
+                asker.tell(trial, value, state=state)
+                if study is None:
+                    pending.append(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions, value=value, state=state))
+            if study is None and direction is not None:
+                study = asker = self._study(direction)
+                study.add_trials(pending)
+            returns.append(results)
+            done += len(batch)
+        self._report(study, metric, sweep_dir)
+        return returns
+
+    def _report(self, study: optuna.Study | None, metric: str | None, sweep_dir: Path) -> None:
+        """Print the best trial and write `optimization_results.yaml` into the sweep folder."""
+        completed = study.get_trials(states=[TrialState.COMPLETE]) if study is not None else []
+        if not completed:
+            log.warning("Optuna: no trial completed")
+            return
+        best = study.best_trial
+        results = {
+            "name": "optuna",
+            "study": study.study_name,
+            "metric": metric,
+            "direction": study.direction.name.lower(),
+            "best_params": best.params,
+            "best_value": best.value,
+            "best_trial": best.number,
+            "trials": len(study.trials),
+            "failed_trials": len(study.get_trials(states=[TrialState.FAIL])),
+        }
+        (sweep_dir / "optimization_results.yaml").write_text(yaml.safe_dump(results, sort_keys=False), encoding="utf-8")
+        log.info(f"Optuna: best {metric} {best.value:.6g} with {best.params}")

@@ -1,0 +1,79 @@
+"""Named sweeps, launcher configs and sweep bookkeeping, without running jobs."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf
+
+from mktlab import paths
+from mktlab.config import compose
+from mktlab.runner import sweep as sw
+
+SWEEPS = sorted(p.stem for p in (paths.conf_dir() / "sweep").glob("*.yaml"))
+
+
+def test_there_is_a_grid_and_a_search_per_model():
+    for model in ("mf", "mlp", "lstm", "gan"):
+        assert {f"{model}_grid", f"{model}_optuna"} <= set(SWEEPS)
+
+
+@pytest.mark.parametrize("name", SWEEPS)
+def test_named_sweep_composes_and_sweeps_existing_keys(name, cfg_for):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    cfg = compose([f"sweep={name}"])
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(paths.conf_dir()), version_base="1.3"):
+        hydra_cfg = hydra_compose(config_name="config", overrides=[f"sweep={name}"], return_hydra_config=True).hydra
+    model = name.split("_")[0]
+    assert cfg.model.name == model
+    params = OmegaConf.to_container(hydra_cfg.sweeper.params)
+    assert params
+    expects_optuna = name.endswith("_optuna")
+    assert hydra_cfg.sweeper._target_.endswith("OptunaSweeper") == expects_optuna
+    for override in OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()]):
+        assert override.is_sweep_override()
+        key = override.get_key_element()
+        assert OmegaConf.select(cfg, key, default="missing") != "missing", f"{name}: {key} is not a config key"
+        first = next(iter(override.sweep_iterator())) if override.is_discrete_sweep() else override.value().start
+        cfg_for([f"sweep={name}", f"{key}={first}"])  # a value from the sweep passes the model's schema
+
+
+@pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema:UserWarning")  # see mktlab/runner/__init__.py
+@pytest.mark.parametrize("launcher", ["joblib", "ray", "submitit_local", "submitit_slurm"])
+def test_launcher_configs_compose(launcher, monkeypatch):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    monkeypatch.setenv("MKTLAB_WORKERS", "3")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(paths.conf_dir()), version_base="1.3"):
+        cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.startswith("hydra_plugins.")
+    if launcher == "joblib":
+        assert cfg.hydra.launcher.n_jobs == 3  # workers from $MKTLAB_WORKERS (default 2)
+
+
+def test_sweep_definition_and_job_names():
+    common, swept = sw.sweep_definition(
+        ["debug=tiny", "model.dim=16,32", "seed=0,1", "optim.lr=0.1"], {"optim.lr": "0.003,0.01", "model.l2": "0.01,0.1"}
+    )
+    assert common == ["debug=tiny"]  # optim.lr=0.1 on the command line replaces the named sweep's values
+    assert swept == {"optim.lr": "0.003,0.01", "model.l2": "0.01,0.1", "model.dim": "16,32", "seed": "0,1"}
+    job = ["optim.lr=0.003", "model.l2=0.1", "debug=tiny", "model.dim=16", "seed=1"]
+    assert sw.job_run_name(job, list(swept)) == "optim.lr=0.003,model.l2=0.1,model.dim=16,seed=1"
+
+
+def test_record_reaches_jobs_through_the_folder_or_the_environment(tmp_path, monkeypatch):
+    record = sw.SweepRecord("20260101-000000-abcd", "a" * 32, "1", "sqlite:///x.db", str(tmp_path / "sweep"), ("seed",))
+    monkeypatch.delenv(sw.ENV_VAR, raising=False)
+    assert sw.read_record(tmp_path / "sweep") is None
+    record.publish()
+    assert sw.read_record(tmp_path / "sweep") == record
+    (tmp_path / "sweep" / sw.RECORD_FILE).unlink()  # e.g. a worker without the shared folder
+    assert sw.read_record(tmp_path / "sweep") == record
+    assert sw.read_record(tmp_path / "elsewhere") is None  # the environment names another sweep
