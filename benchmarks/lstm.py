@@ -2,14 +2,19 @@
 
 Same data (the training split of the configured click log), same architecture (item
 embedding -> LSTM over the masked history -> [final state, target embedding] -> dense
-ReLU -> logit), same batch size, sequence length, loss and optimizer (Adam). Both run
-after a warm-up (mktlab: one epoch, which compiles it; PyTorch: a few batches). PyTorch
-masks the padding two ways, as `nnx.RNN(seq_lengths=...)` does (run every step, take
-the state at each history's last item) and with packed sequences; the faster one is
-the reference.
+ReLU -> logit), same batch size, sequence length, loss and optimizer (Adam), full
+minibatches of a shuffled epoch on both sides. JAX uses every core (`--single-thread`:
+one); PyTorch is timed with one thread and with every core (`--torch-threads`), because
+on a busy machine its OpenMP threads can slow it down several times over. All are
+warmed up first (mktlab: one epoch, which compiles it; PyTorch: a few batches), then
+timed in interleaved rounds so that each meets the same load; the fastest epoch counts.
+PyTorch masks the padding as `nnx.RNN(seq_lengths=...)` does (run every step, keep the
+state after each history's last item); `--packed` also times packed sequences, and the
+fastest PyTorch variant is the reference.
 
-    .venv/bin/python benchmarks/lstm.py                       # default config
-    .venv/bin/python benchmarks/lstm.py trainer.batch_size=256 model.hidden=128 --epochs 2
+    .venv/bin/python benchmarks/lstm.py                       # default config, 2 rounds
+    .venv/bin/python benchmarks/lstm.py --single-thread --torch-threads 1   # one thread each side
+    .venv/bin/python benchmarks/lstm.py trainer.batch_size=256 model.hidden=128 --rounds 3 --packed
 
 Needs the bench extra: `pip install -e '.[bench]'` (torch).
 """
@@ -18,27 +23,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
+from pathlib import Path
 
-import jax
 import numpy as np
 
-
-def mktlab_epoch_seconds(cfg, data, epochs: int) -> float:
-    from mktlab.train.lstm import build_task
-
-    task = build_task(cfg, data)
-    state = task.init(jax.random.key(cfg.seed))
-    state, metrics = task.train_epoch(state, jax.random.key(1))  # warm-up: compiles the epoch
-    jax.block_until_ready(metrics)
-    started = time.perf_counter()
-    for epoch in range(epochs):
-        state, metrics = task.train_epoch(state, jax.random.key(2 + epoch))
-        jax.block_until_ready(metrics)
-    return (time.perf_counter() - started) / epochs
+sys.path.insert(0, str(Path(__file__).parent))
+from common import report_ratio, task_epoch  # noqa: E402
 
 
-def torch_epoch_seconds(cfg, data, epochs: int, *, packed: bool, warmup_batches: int = 5) -> float:
+def torch_epoch(cfg, data, *, packed: bool, warmup_batches: int = 5):
+    """`epoch()`: one PyTorch training epoch per call, after a warm-up of a few batches."""
     import torch
     from torch import nn
 
@@ -101,44 +97,56 @@ def torch_epoch_seconds(cfg, data, epochs: int, *, packed: bool, warmup_batches:
             optimizer.step()
 
     run(warmup_batches)
-    started = time.perf_counter()
-    for _ in range(epochs):
-        run(steps)
-    return (time.perf_counter() - started) / epochs
+    return lambda: run(steps)
 
 
 def main() -> None:
+    cores = os.cpu_count() or 1
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.batch_size=256")
-    parser.add_argument("--epochs", type=int, default=1, help="timed epochs (after the warm-up)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="PyTorch CPU threads (default: every core)")
+    parser.add_argument("--rounds", type=int, default=2, help="timed rounds, each one epoch per variant")
+    parser.add_argument("--packed", action="store_true", help="also time PyTorch with packed sequences")
+    parser.add_argument("--torch-threads", default=f"1,{cores}", help=f"PyTorch thread counts to time (default: 1,{cores})")
+    parser.add_argument("--single-thread", action="store_true", help="run XLA on one thread too (default: every core)")
     args = parser.parse_args()
+    if args.single_thread:  # XLA reads its flags when JAX starts, so before the import below
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
 
+    import jax
     import torch
 
     from mktlab.config import compose, to_dataclasses
     from mktlab.data import load
+    from mktlab.train.lstm import build_task
 
-    torch.set_num_threads(args.threads)
     cfg = to_dataclasses(compose(["model=lstm", "trainer.progress=false", *args.overrides]))
     data = load(cfg)
     m = cfg.model
     print(f"data: {len(data.train)} training impressions, {data.num_embeddings} item rows, max_len {data.max_len}, "
           f"batch {cfg.trainer.batch_size}; model: embed {m.embed_dim}, hidden {m.hidden}, layers {m.layers}, "
           f"bidirectional {m.bidirectional}, dense {m.dense}, labels {cfg.data.use_labels}")
-    print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({len(jax.devices())} device(s)); "
-          f"PyTorch {torch.__version__} on CPU, {torch.get_num_threads()} threads")
+    print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({1 if args.single_thread else cores} thread(s)); "
+          f"PyTorch {torch.__version__} on CPU; {cores} cores")
 
-    jax_seconds = mktlab_epoch_seconds(cfg, data, args.epochs)
-    print(f"mktlab (JAX, scanned epoch):        {jax_seconds:8.3f} s/epoch")
-    torch_times = {}
-    for packed in ([True] if m.bidirectional else [False, True]):
-        name = "packed sequences" if packed else "last-state gather"
-        torch_times[name] = torch_epoch_seconds(cfg, data, args.epochs, packed=packed)
-        print(f"PyTorch nn.LSTM ({name}): {torch_times[name]:8.3f} s/epoch")
-    best_name = min(torch_times, key=torch_times.get)
-    ratio = torch_times[best_name] / jax_seconds
-    print(f"ratio PyTorch ({best_name}) / mktlab: {ratio:.2f}x  ({'mktlab faster' if ratio > 1 else 'PyTorch faster'}; goal >= 2x)")
+    epochs = {"mktlab": task_epoch(build_task(cfg, data))}
+    epochs["mktlab"]()  # warm-up: compiles the epoch
+    for threads in sorted({int(t) for t in args.torch_threads.split(",")}):
+        for packed in [True] if m.bidirectional else ([False, True] if args.packed else [False]):
+            torch.set_num_threads(threads)
+            epoch = torch_epoch(cfg, data, packed=packed)
+            epochs[f"PyTorch {'packed' if packed else 'gather'}, {threads} thr"] = (
+                lambda epoch=epoch, threads=threads: (torch.set_num_threads(threads), epoch())
+            )
+    best = {name: float("inf") for name in epochs}
+    for round_ in range(1, args.rounds + 1):
+        for name, epoch in epochs.items():
+            started = time.perf_counter()
+            epoch()
+            best[name] = min(best[name], time.perf_counter() - started)
+            print(f"round {round_}: {name:28s} {time.perf_counter() - started:8.2f} s/epoch", flush=True)
+    torch_name = min((n for n in best if n != "mktlab"), key=best.get)
+    report_ratio(f"one training epoch, fastest of {args.rounds} (vs the fastest PyTorch: {torch_name})", best["mktlab"], best[torch_name])
+    print(f"ratio PyTorch / mktlab: {best[torch_name] / best['mktlab']:.2f}x (goal >= 2x)")
 
 
 if __name__ == "__main__":

@@ -83,9 +83,9 @@ class MFModelConfig:
 class MLPModelConfig:
     name: str = "mlp"
     notebook: str = "mlp_response"
-    hidden: list[int] = field(default_factory=lambda: [64, 32])  # hidden layer widths
+    hidden: list[int] = field(default_factory=lambda: [32])  # hidden layer widths
     activation: str = "relu"  # relu | gelu | tanh | silu
-    dropout: float = 0.3  # after each hidden layer
+    dropout: float = 0.5  # after each hidden layer
     norm: str = "layer"  # none | batch | layer
     categorical: str = "onehot"  # onehot | embed: how MOSTYPE and MOSHOOFD enter the network
     embed_dim: int = 8  # categorical == embed only
@@ -117,14 +117,14 @@ class GANModelConfig:
     name: str = "gan"
     notebook: str = "gan_creatives"
     latent_dim: int = 32  # size of the generator's input noise vector
-    g_features: int = 64  # channels of the generator's last hidden layer (the first has twice as many)
-    d_features: int = 64  # channels of the discriminator's first layer (the second has twice as many)
+    g_features: int = 32  # channels of the generator's last hidden layer (the first has twice as many)
+    d_features: int = 32  # channels of the discriminator's first layer (the second has twice as many)
     d_steps: int = 1  # discriminator updates per generator update
     label_smoothing: float = 0.0  # real labels become 1 - label_smoothing
     num_fixed_samples: int = 64  # the fixed latent batch rendered over training
     # The generator and the discriminator each get an optimizer of their own (the `optim` group is unused).
-    g_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, b1=0.5))
-    d_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-4, b1=0.5))
+    g_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, b1=0.5))
+    d_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, b1=0.5))
     eval_samples: int = 10000  # generated images scored for FID / IS / coverage (at most the training images)
     classifier_epochs: int = 20  # epochs of the evaluation classifier (trained once per data set, cached)
     coverage_min_share: float = 0.01  # a class counts as covered when it gets at least this share of the images
@@ -183,6 +183,7 @@ class ClickLogDataConfig(DataConfig):
     val_frac: float = 0.1  # global: share of impressions, by time, before the test cut-off
     test_frac: float = 0.1  # global: share of impressions, by time, from the test cut-off on
     min_item_count: int = 2  # items with fewer training impressions share the out-of-vocabulary id
+    held_out_history: str = "rolling"  # rolling: a held-out impression sees every earlier one | frozen: only those before its split's window
 
 
 @dataclass

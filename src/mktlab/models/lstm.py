@@ -47,7 +47,7 @@ class ClickLSTM(nnx.Module):
         self.hidden = hidden
         self.bidirectional = bidirectional
         self.use_labels = use_labels
-        self.embed = nnx.Embed(num_embeddings, embed_dim, embedding_init=nnx.initializers.normal(0.05), rngs=rngs)
+        self.embed = nnx.Embed(num_embeddings, embed_dim, rngs=rngs)
         directions = 2 if bidirectional else 1
 
         def rnn(in_features: int) -> nnx.RNN:

@@ -47,9 +47,9 @@ def module_kwargs(cfg: Any, data: ClickLogData) -> dict[str, Any]:
 
 
 def scorer(graphdef: nnx.GraphDef, *, batch_size: int) -> Callable[[Any, Any, dict[str, np.ndarray]], np.ndarray]:
-    """`score(params, rest, arrays) -> click probabilities` in fixed-size jitted chunks.
+    """`score(params, rest, arrays) -> click probabilities` in jitted chunks of at most `batch_size`.
 
-    The last chunk is padded to `batch_size` so one compiled function serves every
+    Chunks are padded to a power of two, so a handful of compiled shapes serve every
     split and request size.
     """
 
@@ -60,7 +60,7 @@ def scorer(graphdef: nnx.GraphDef, *, batch_size: int) -> Callable[[Any, Any, di
 
     def score(params: Any, rest: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
         n = len(arrays["items"])
-        size = min(batch_size, max(n, 1))
+        size = min(batch_size, 1 << max(n - 1, 0).bit_length())
         out = []
         for start in range(0, n, size):
             chunk = {k: np.asarray(arrays[k][start : start + size]) for k in MODEL_INPUTS}

@@ -1,0 +1,187 @@
+"""The LSTM click predictor as an MLflow `pyfunc` model, servable with `mlflow models serve`.
+
+A request row holds a user's recent item ids (oldest first), optionally whether each
+was clicked, and the candidate items to score; the answer row holds each candidate's
+click probability:
+
+    {"dataframe_records": [{"recent_items": [296, 318, 593], "recent_clicks": [1, 1, 0],
+                            "candidate_items": [2571, 4993]}]}
+    -> {"predictions": [{"candidate_items": [2571, 4993], "click_probabilities": [0.71, 0.64]}]}
+
+Serve a run's model from the project environment (mktlab must be importable where it is
+served; an optional column such as `recent_clicks` goes in every record or in none):
+
+    source .venv/bin/activate
+    export MLFLOW_TRACKING_URI=sqlite:///$PWD/experiments/mlflow.db   # the run's store
+    mlflow models serve -m runs:/<run id>/pyfunc_model --env-manager local -p 5001
+    curl -X POST localhost:5001/invocations -H 'Content-Type: application/json' \
+         -d '{"dataframe_records": [{"recent_items": [296, 318], "candidate_items": [2571, 4993]}]}'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+ARTIFACT_PATH = "pyfunc_model"
+INPUT_COLUMNS = ("recent_items", "recent_clicks", "candidate_items")
+SCORE_BATCH = 4096  # candidates scored per compiled call
+REQUIREMENTS = ("jax", "flax", "optax", "numpy", "pandas", "scikit-learn", "hydra-core", "omegaconf", "tqdm", "mlflow")
+
+
+class ClickLSTMModel(mlflow.pyfunc.PythonModel):
+    """Scores candidate items for users given their recent items."""
+
+    def load_context(self, context: Any) -> None:
+        from mktlab.train.checkpoint import load_module
+        from mktlab.train.lstm import scorer
+        from mktlab.train.state import split_module
+
+        graphdef, params, rest = split_module(load_module(context.artifacts["module"]))
+        score = scorer(graphdef, batch_size=SCORE_BATCH)  # compiled once per padded request size
+        self.score = lambda arrays: score(params, rest, arrays)
+        meta = json.loads(Path(context.artifacts["vocabulary"]).read_text())
+        self.vocabulary = np.asarray(meta["vocabulary"], np.int64)
+        self.max_len = int(meta["max_len"])
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return score_requests(self.score, self.vocabulary, self.max_len, model_input)
+
+
+def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: pd.DataFrame) -> pd.DataFrame:
+    """Click probabilities of every candidate of every request row (see the module docstring).
+
+    Args:
+        score: `score(arrays) -> probabilities` over model inputs (`mktlab.train.lstm.scorer`).
+        vocabulary: the original ids of the items with their own index.
+        max_len: history length of the model's training data.
+        requests: rows of `recent_items`, `candidate_items` and optionally `recent_clicks`.
+    """
+    from mktlab.data.clicklog import encode_items, pad_history
+
+    if isinstance(requests, dict):
+        requests = pd.DataFrame(requests)
+    missing = [c for c in ("recent_items", "candidate_items") if c not in requests.columns]
+    if missing:
+        raise ValueError(f"request lacks column(s) {', '.join(missing)}; expected {', '.join(INPUT_COLUMNS)} (recent_clicks optional)")
+    histories, clicks, lengths, items, owners = [], [], [], [], []
+    candidates_per_row = []
+    for row, request in enumerate(requests.to_dict("records")):
+        recent = _as_ids(request["recent_items"], "recent_items", row)
+        flags = request.get("recent_clicks")
+        flags = None if flags is None or (np.isscalar(flags) and pd.isna(flags)) else np.asarray(list(flags), np.float32)
+        history, history_clicks, length = pad_history(encode_items(vocabulary, recent), flags, max_len=max_len)
+        candidates = _as_ids(request["candidate_items"], "candidate_items", row)
+        candidates_per_row.append(candidates)
+        for item in encode_items(vocabulary, candidates):
+            histories.append(history)
+            clicks.append(history_clicks)
+            lengths.append(length)
+            items.append(item)
+            owners.append(row)
+    arrays = {
+        "history": np.asarray(histories, np.int32).reshape(-1, max_len),
+        "history_clicks": np.asarray(clicks, np.float32).reshape(-1, max_len),
+        "lengths": np.asarray(lengths, np.int32),
+        "items": np.asarray(items, np.int32),
+    }
+    probabilities = score(arrays) if len(items) else np.zeros(0)
+    owners = np.asarray(owners, np.int64)
+    return pd.DataFrame({
+        "candidate_items": [c.tolist() for c in candidates_per_row],
+        "click_probabilities": [probabilities[owners == row].astype(float).tolist() for row in range(len(candidates_per_row))],
+    })
+
+
+def _as_ids(value: Any, column: str, row: int) -> np.ndarray:
+    try:
+        ids = np.asarray(list(value) if value is not None else [], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"request row {row}: {column} must be a list of integer item ids, got {value!r}") from error
+    if np.any(ids % 1 != 0):
+        raise ValueError(f"request row {row}: {column} must hold integer item ids, got {value!r}")
+    return ids.astype(np.int64)
+
+
+def signature() -> Any:
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import Array
+
+    inputs = Schema([
+        ColSpec(Array(DataType.long), "recent_items"),
+        ColSpec(Array(DataType.long), "recent_clicks", required=False),
+        ColSpec(Array(DataType.long), "candidate_items"),
+    ])
+    outputs = Schema([ColSpec(Array(DataType.long), "candidate_items"), ColSpec(Array(DataType.double), "click_probabilities")])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def example_request(data: Any) -> pd.DataFrame:
+    """A request built from the first test impression's history and two known items."""
+    part = data.test if len(data.test) else data.train
+    length = int(part.lengths[0])
+    recent = [int(data.vocabulary[i - 1]) for i in part.history[0, :length] if 1 <= i <= data.num_items]
+    flags = [int(c) for i, c in zip(part.history[0, :length], part.history_clicks[0, :length]) if 1 <= i <= data.num_items]
+    return pd.DataFrame({"recent_items": [recent], "recent_clicks": [flags], "candidate_items": [[int(v) for v in data.vocabulary[:2]]]})
+
+
+def save_pyfunc(model: Any, kwargs: dict[str, Any], data: Any, path: str | Path) -> Path:
+    """Write the pyfunc model (module, vocabulary, signature, example) to the folder `path`."""
+    from mktlab.train.checkpoint import save_module
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp, _without_progress_bars():
+        module_dir = save_module(model, Path(tmp) / "module", kwargs=kwargs)
+        vocabulary = Path(tmp) / "vocabulary.json"
+        vocabulary.write_text(json.dumps({"vocabulary": [int(v) for v in data.vocabulary], "max_len": int(data.max_len)}))
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(Path(__file__).with_name("pyfunc_lstm_model.py")),  # models from code: nothing pickled
+            artifacts={"module": str(module_dir), "vocabulary": str(vocabulary)},
+            signature=signature(),
+            input_example=example_request(data),
+            pip_requirements=_requirements(),
+        )
+    return path
+
+
+def log_pyfunc(tracker: Any, model: Any, kwargs: dict[str, Any], data: Any, artifact_path: str = ARTIFACT_PATH) -> str:
+    """Save the pyfunc model into the run's artifacts; returns its `runs:/` URI."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tracker.log_artifacts(save_pyfunc(model, kwargs, data, Path(tmp) / artifact_path), artifact_path)
+    return f"runs:/{tracker.run_id}/{artifact_path}"
+
+
+@contextlib.contextmanager
+def _without_progress_bars():
+    """MLflow validates the input example by loading the model back, drawing download bars into notebook output."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    previous = os.environ.get(key)
+    os.environ[key] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = previous
+
+
+def _requirements() -> list[str]:
+    pins = []
+    for name in REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pins.append(name)
+    return pins

@@ -1,0 +1,94 @@
+"""The MLflow pyfunc model of the click predictor: saved, loaded back (from a folder and from a run), scoring requests."""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from flax import nnx
+
+from mktlab.config.schema import ClickLogDataConfig
+from mktlab.data.clicklog import make_click_data, pad_history
+from mktlab.models.lstm import ClickLSTM
+from mktlab.tracking import Tracker
+from mktlab.tracking.pyfunc_lstm import log_pyfunc, save_pyfunc
+from mktlab.train.lstm import predict
+
+LOG = pd.DataFrame(
+    {
+        "user_id": np.repeat([1, 2, 3], 8),
+        "item_id": np.tile([10, 11, 12, 13, 14, 15, 16, 17], 3),
+        "timestamp": np.tile(np.arange(8), 3),
+        "clicked": np.tile([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0], 3),
+    }
+)
+KWARGS = {"embed_dim": 4, "hidden": 5, "dense": 3, "use_labels": True}
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    data = make_click_data(LOG, ClickLogDataConfig(max_len=3, val_per_user=1, test_per_user=1, min_item_count=1))
+    kwargs = {"num_embeddings": data.num_embeddings, **KWARGS}
+    return ClickLSTM(**kwargs, rngs=nnx.Rngs(0)), kwargs, data
+
+
+def request() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "recent_items": [[10, 11, 12, 13], [999]],  # 999 was never seen: out of vocabulary
+            "recent_clicks": [[1, 0, 1, 1], [0]],
+            "candidate_items": [[14, 15, 10], [11]],
+        }
+    )
+
+
+def expected(model, data, recent, flags, candidates) -> np.ndarray:
+    history, clicks, length = pad_history(data.encode_items(np.array(recent)), np.array(flags), max_len=data.max_len)
+    n = len(candidates)
+    arrays = {"history": np.tile(history, (n, 1)), "history_clicks": np.tile(clicks, (n, 1)),
+              "lengths": np.full(n, length, np.int32), "items": data.encode_items(np.array(candidates))}
+    return predict(model, arrays)
+
+
+def test_pyfunc_saves_loads_and_scores_a_request(fitted, tmp_path) -> None:
+    model, kwargs, data = fitted
+    path = save_pyfunc(model, kwargs, data, tmp_path / "pyfunc")
+    loaded = mlflow.pyfunc.load_model(str(path))
+    answer = loaded.predict(request())
+    assert answer.columns.tolist() == ["candidate_items", "click_probabilities"]
+    assert answer["candidate_items"].iloc[0] == [14, 15, 10]
+    first = np.asarray(answer["click_probabilities"].iloc[0])
+    np.testing.assert_allclose(first, expected(model, data, [10, 11, 12, 13], [1, 0, 1, 1], [14, 15, 10]), rtol=1e-5)
+    np.testing.assert_allclose(answer["click_probabilities"].iloc[1], expected(model, data, [999], [0], [11]), rtol=1e-5)
+    assert np.all((first > 0) & (first < 1))
+    # Without click flags the history counts as not clicked; the input example saved with the model scores too.
+    no_flags = loaded.predict(request().drop(columns="recent_clicks"))
+    np.testing.assert_allclose(no_flags["click_probabilities"].iloc[1], expected(model, data, [999], [0], [11]), rtol=1e-5)
+    assert (path / "input_example.json").is_file() and (path / "MLmodel").is_file()
+
+
+def test_pyfunc_logged_into_a_run_loads_by_its_uri(fitted, store, monkeypatch) -> None:
+    model, kwargs, data = fitted
+    client = store.client
+    experiment = client.create_experiment("lstm", artifact_location=str(store.artifacts))
+    run = client.create_run(experiment)
+    uri = log_pyfunc(Tracker(client, run.info.run_id), model, kwargs, data)
+    assert uri == f"runs:/{run.info.run_id}/pyfunc_model"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    answer = mlflow.pyfunc.load_model(uri).predict(request())
+    assert len(answer) == 2 and len(answer["click_probabilities"].iloc[0]) == 3
+
+
+def test_bad_requests_say_what_is_wrong(fitted, tmp_path) -> None:
+    model, kwargs, data = fitted
+    from mktlab.tracking.pyfunc_lstm import score_requests
+
+    score = lambda arrays: predict(model, arrays)  # noqa: E731
+    with pytest.raises(ValueError, match="candidate_items"):
+        score_requests(score, data.vocabulary, data.max_len, pd.DataFrame({"recent_items": [[1]]}))
+    with pytest.raises(ValueError, match="integer item ids"):
+        score_requests(score, data.vocabulary, data.max_len, pd.DataFrame({"recent_items": [[1.5]], "candidate_items": [[1]]}))
+    with pytest.raises(ValueError, match="click flags"):
+        score_requests(score, data.vocabulary, data.max_len,
+                       pd.DataFrame({"recent_items": [[10, 11]], "recent_clicks": [[1]], "candidate_items": [[10]]}))

@@ -1,0 +1,46 @@
+"""`mktlab model=lstm` end to end: Hydra, a real Papermill kernel, a temporary MLflow store (slow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from test_runner_mf import artifact_paths
+
+pytestmark = pytest.mark.slow
+
+TINY = ["model=lstm", "debug=tiny", "trainer.epochs=2", "data.subsample=3000", "data.max_len=8",
+        "model.embed_dim=8", "model.hidden=8", "model.dense=8", "trainer.batch_size=256", "trainer.progress=false"]
+
+
+def test_lstm_notebook_run_records_metrics_baselines_figures_and_models(store, mktlab_cli, monkeypatch) -> None:
+    done = mktlab_cli([*TINY, *store.overrides])
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = store.runs("lstm")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["model.hidden"] == "8" and run.data.params["data.max_len"] == "8"
+    assert [m.step for m in store.client.get_metric_history(run.info.run_id, "val_gauc")] == [1, 2]
+    metrics = run.data.metrics
+    for key in ("test_roc_auc", "test_log_loss", "test_gauc", "test_mean_predicted", "test_observed_ctr", "test_frozen_gauc",
+                "baseline_test_popularity_roc_auc", "baseline_test_popularity_gauc",
+                "baseline_test_logreg_roc_auc", "baseline_test_logreg_gauc"):
+        assert np.isfinite(metrics[key]), key
+    assert 0.4 < metrics["test_roc_auc"] <= 1.0
+    artifacts = artifact_paths(store.client, run.info.run_id)
+    assert {"notebook/lstm_clicks.ipynb", "figures/learning_curve.png", "figures/roc_curve.png", "figures/calibration.png",
+            "figures/auc_by_history_length.png", "auc_by_history_length.csv", "auc_by_items_seen.csv",
+            "model/params.npz", "model/module.json", "pyfunc_model/MLmodel"} <= artifacts
+    assert "test_gauc" in done.stderr and "baseline_test_logreg_roc_auc" in done.stderr
+
+    from mktlab.train.checkpoint import load_module_from_run
+
+    model = load_module_from_run(run.info.run_id, tracking_uri=store.uri)
+    assert model.hidden == 8
+
+    import mlflow.pyfunc
+    import pandas as pd
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/pyfunc_model")
+    answer = served.predict(pd.DataFrame({"recent_items": [[1, 2, 3]], "candidate_items": [[1, 2]]}))
+    assert len(answer["click_probabilities"].iloc[0]) == 2
