@@ -190,19 +190,19 @@ def gif_bytes(grids: Sequence[np.ndarray], captions: Sequence[str] | None = None
 
 
 def grid_figure(images: np.ndarray, *, title: str, columns: int = 8, labels: Sequence[str] | None = None):
-    """A matplotlib figure of an image grid; `labels` caption each image."""
+    """A matplotlib figure of an image grid (one picture); `labels` caption each image in its corner."""
     n = len(images)
     columns = max(1, min(columns, n))
     rows = -(-n // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 0.9 + 0.5), squeeze=False)
-    pixels = to_uint8(images)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(pixels[i], cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            if labels is not None:
-                ax.set_title(labels[i], fontsize=7, pad=2)
-    fig.suptitle(title)
+    pad = 1
+    height, width = np.asarray(images).shape[1:3]
+    fig, ax = plt.subplots(figsize=(columns * 0.95, rows * 0.95 + 0.4))
+    ax.imshow(image_grid(images, columns=columns, pad=pad), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    for i, label in enumerate(labels or []):
+        r, c = divmod(i, columns)
+        ax.text(pad + c * (width + pad) - 0.3, pad + r * (height + pad) - 0.3, label, color="yellow", fontsize=7, ha="left", va="top")
+    ax.axis("off")
+    ax.set_title(title)
     fig.tight_layout()
     return fig
 

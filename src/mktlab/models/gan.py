@@ -3,6 +3,12 @@
 Images are NHWC arrays in [-1, 1]. The networks are sized by the data: a side of
 `image_size` pixels is reached from `image_size // 4` by two stride-2 layers, so 8x8
 digits and 28x28 MNIST use the same code.
+
+The convolutions are computed as matrix products over image patches (`Conv2D`,
+`ConvTranspose2D`). On CPU, XLA runs a transposed convolution, and the input gradient of
+a strided one, as a dilated convolution 5-20x slower than the same arithmetic as a
+matmul; both layers have the arithmetic of `torch.nn.Conv2d` / `ConvTranspose2d` with
+the same kernel, stride and padding.
 """
 
 from __future__ import annotations
@@ -20,6 +26,64 @@ def base_size(image_size: int) -> int:
     if image_size < 4 or image_size % 4:
         raise ValueError(f"image_size={image_size}: the GAN needs a multiple of 4 (e.g. 8 or 28)")
     return image_size // 4
+
+
+class Conv2D(nnx.Module):
+    """Convolution with a square `kernel`, `stride` and zero `padding` on each side.
+
+    Output side: `(side + 2 * padding - kernel) // stride + 1`. Kernel layout
+    `(kernel, kernel, in, out)`.
+    """
+
+    def __init__(self, in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
+                 use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs) -> None:
+        self.kernel_size, self.stride, self.padding = kernel, stride, padding
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel, kernel, in_features, out_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s, p = self.kernel_size, self.stride, self.padding
+        batch, height, width, channels = x.shape
+        out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        x = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)))
+        patches = jnp.stack(
+            [x[:, a : a + s * (out_h - 1) + 1 : s, b : b + s * (out_w - 1) + 1 : s] for a in range(k) for b in range(k)], axis=3
+        )  # (batch, out_h, out_w, k*k, channels), the kernel's own order
+        y = patches.reshape(batch * out_h * out_w, k * k * channels) @ self.kernel[...].reshape(k * k * channels, -1)
+        y = y.reshape(batch, out_h, out_w, -1)
+        return y if self.bias is None else y + self.bias[...]
+
+
+class ConvTranspose2D(nnx.Module):
+    """Transposed convolution (the adjoint of `Conv2D` with the same kernel, stride, padding).
+
+    Output side: `(side - 1) * stride + kernel - 2 * padding`; `kernel` must be a multiple
+    of `stride`. Each input pixel spreads `kernel x kernel` weighted copies of itself;
+    overlapping copies are summed phase by phase.
+    """
+
+    def __init__(self, in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
+                 use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs) -> None:
+        if kernel % stride:
+            raise ValueError(f"kernel={kernel} must be a multiple of stride={stride}")
+        self.kernel_size, self.stride, self.padding = kernel, stride, padding
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel, kernel, in_features, out_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        k, s, p = self.kernel_size, self.stride, self.padding
+        batch, height, width, channels = x.shape
+        taps = k // s  # kernel rows (columns) landing on one output phase
+        w = jnp.transpose(self.kernel[...], (2, 0, 1, 3)).reshape(channels, -1)
+        y = (x.reshape(-1, channels) @ w).reshape(batch, height, width, taps, s, taps, s, -1)  # kernel row = s*tap + phase
+        full = 0
+        for i in range(taps):
+            for j in range(taps):
+                full = full + jnp.pad(y[:, :, :, i, :, j], ((0, 0), (i, taps - 1 - i), (j, taps - 1 - j), (0, 0), (0, 0), (0, 0)))
+        rows, cols = s * (height + taps - 1), s * (width + taps - 1)
+        full = jnp.transpose(full, (0, 1, 3, 2, 4, 5)).reshape(batch, rows, cols, -1)
+        y = full[:, p : rows - p, p : cols - p]
+        return y if self.bias is None else y + self.bias[...]
 
 
 class Generator(nnx.Module):
@@ -46,9 +110,9 @@ class Generator(nnx.Module):
         wide = 2 * features
         self.project = nnx.Linear(latent_dim, self.base * self.base * wide, use_bias=False, kernel_init=DCGAN_INIT, rngs=rngs)
         self.norm0 = nnx.BatchNorm(wide, momentum=bn_momentum, rngs=rngs)
-        self.up1 = nnx.ConvTranspose(wide, features, (4, 4), (2, 2), padding="SAME", use_bias=False, kernel_init=DCGAN_INIT, rngs=rngs)
+        self.up1 = ConvTranspose2D(wide, features, 4, stride=2, padding=1, use_bias=False, kernel_init=DCGAN_INIT, rngs=rngs)
         self.norm1 = nnx.BatchNorm(features, momentum=bn_momentum, rngs=rngs)
-        self.up2 = nnx.ConvTranspose(features, channels, (4, 4), (2, 2), padding="SAME", kernel_init=DCGAN_INIT, rngs=rngs)
+        self.up2 = ConvTranspose2D(features, channels, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, rngs=rngs)
 
     def __call__(self, z: jax.Array) -> jax.Array:
         x = self.project(z).reshape(z.shape[0], self.base, self.base, -1)
@@ -69,8 +133,8 @@ class Discriminator(nnx.Module):
 
     def __init__(self, image_size: int, *, channels: int = 1, features: int = 64, rngs: nnx.Rngs) -> None:
         base = base_size(image_size)
-        self.down1 = nnx.Conv(channels, features, (4, 4), (2, 2), padding="SAME", kernel_init=DCGAN_INIT, rngs=rngs)
-        self.down2 = nnx.Conv(features, 2 * features, (4, 4), (2, 2), padding="SAME", kernel_init=DCGAN_INIT, rngs=rngs)
+        self.down1 = Conv2D(channels, features, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, rngs=rngs)
+        self.down2 = Conv2D(features, 2 * features, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, rngs=rngs)
         self.logit = nnx.Linear(base * base * 2 * features, 1, kernel_init=DCGAN_INIT, rngs=rngs)
 
     def __call__(self, images: jax.Array) -> jax.Array:
@@ -93,9 +157,9 @@ class ImageClassifier(nnx.Module):
 
     def __init__(self, image_size: int, num_classes: int, *, channels: int = 1, feature_dim: int = 64, rngs: nnx.Rngs) -> None:
         base = base_size(image_size)
-        self.conv1 = nnx.Conv(channels, 32, (3, 3), rngs=rngs)
-        self.conv2 = nnx.Conv(32, 64, (3, 3), (2, 2), rngs=rngs)
-        self.conv3 = nnx.Conv(64, 64, (3, 3), (2, 2), rngs=rngs)
+        self.conv1 = Conv2D(channels, 32, 3, padding=1, rngs=rngs)
+        self.conv2 = Conv2D(32, 64, 3, stride=2, padding=1, rngs=rngs)
+        self.conv3 = Conv2D(64, 64, 3, stride=2, padding=1, rngs=rngs)
         self.hidden = nnx.Linear(base * base * 64, feature_dim, rngs=rngs)
         self.out = nnx.Linear(feature_dim, num_classes, rngs=rngs)
 

@@ -8,11 +8,13 @@ discriminator every training image once, as one `jax.lax.scan`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,7 @@ from mktlab.models.gan import Discriminator, Generator, ImageClassifier
 from mktlab.train.checkpoint import load_module, load_module_from_run, save_module
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
-from mktlab.train.state import TrainState, init_state, merge_module
+from mktlab.train.state import TrainState, init_state, merge_module, split_module
 from mktlab.train.steps import Step, compile_epoch, make_train_step, num_batches
 
 # Sub-keys of the run's model key: the parameter init uses the key itself.
@@ -49,9 +51,14 @@ class GANState:
 
 
 def d_loss(d: Discriminator, batch: dict[str, jax.Array], *, key: jax.Array, label_smoothing: float = 0.0) -> tuple[jax.Array, dict]:
-    """Binary cross-entropy of D on real (target 1 - label_smoothing) and generated (target 0) images."""
+    """Binary cross-entropy of D on real (target 1 - label_smoothing) and generated (target 0) images.
+
+    Both halves go through D as one batch (D has no batch statistics, so this changes
+    nothing but the number of kernel launches).
+    """
     del key
-    real, fake = d(batch["real"]), d(batch["fake"])
+    logits = d(jnp.concatenate([batch["real"], batch["fake"]]))
+    real, fake = logits[: batch["real"].shape[0]], logits[batch["real"].shape[0] :]
     loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.full_like(real, 1.0 - label_smoothing)))
     loss = loss + jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake)))
     return loss, {"real_accuracy": jnp.mean(real > 0), "fake_accuracy": jnp.mean(fake < 0)}
@@ -122,6 +129,17 @@ def make_gan_steps(
 # --------------------------------------------------------------------------- modules and sampling
 
 
+def abstract_graphdef(factory: Callable[[nnx.Rngs], nnx.Module]) -> nnx.GraphDef:
+    """The graph of the module `factory(rngs)` builds, without computing any parameter."""
+    return split_module(nnx.eval_shape(lambda: factory(nnx.Rngs(0))))[0]
+
+
+def jit_init(factory: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation) -> Callable[[jax.Array], TrainState]:
+    """`init(key) -> TrainState` of the module `factory(rngs)` builds, as one compiled program
+    (building it op by op eagerly costs seconds of dispatch)."""
+    return jax.jit(lambda key: init_state(factory(nnx.Rngs(params=key)), tx)[1])
+
+
 def generator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
     """Constructor arguments of the generator (saved with its parameters)."""
     return {"latent_dim": cfg.model.latent_dim, "image_size": data.image_size, "channels": data.image_shape[-1],
@@ -132,8 +150,12 @@ def discriminator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
     return {"image_size": data.image_size, "channels": data.image_shape[-1], "features": cfg.model.d_features}
 
 
+@functools.lru_cache(maxsize=16)
 def make_sampler(g_graphdef: nnx.GraphDef):
-    """`sample(params, rest, z) -> images`, jitted, with batch norm on its running averages."""
+    """`sample(params, rest, z) -> images`, jitted, with batch norm on its running averages.
+
+    Cached per graph, so sampling the same generator again does not compile again.
+    """
 
     @jax.jit
     def sample(params: Any, rest: Any, z: jax.Array) -> jax.Array:
@@ -183,7 +205,8 @@ def train_classifier(train: ImageSplit, val: ImageSplit, num_classes: int, *, ep
     image_size, channels = train.images.shape[1], train.images.shape[-1]
     kwargs = {"image_size": int(image_size), "num_classes": num_classes, "channels": int(channels)}
     tx = build_optimizer(OptimConfig(lr=CLASSIFIER_LR))
-    graphdef, _ = init_state(ImageClassifier(**kwargs, rngs=nnx.Rngs(0)), tx)
+    factory = lambda rngs: ImageClassifier(**kwargs, rngs=rngs)  # noqa: E731
+    graphdef = abstract_graphdef(factory)
     epoch = compile_epoch(make_train_step(graphdef, classifier_loss, tx), CLASSIFIER_BATCH)
     arrays = {"images": jnp.asarray(train.images), "labels": jnp.asarray(train.labels)}
     predict = jax.jit(lambda params, rest, images: jnp.argmax(merge_module(graphdef, params, rest)(images), -1))
@@ -195,7 +218,7 @@ def train_classifier(train: ImageSplit, val: ImageSplit, num_classes: int, *, ep
         return {"val_accuracy": float(np.mean(predicted == val.labels))}
 
     task = TrainTask(
-        init=lambda key: init_state(ImageClassifier(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1],
+        init=jit_init(factory, tx),
         train_epoch=lambda state, key: epoch(state, arrays, key),
         validate=validate,
         monitor="val_accuracy",
@@ -289,6 +312,58 @@ def evaluation_count(cfg: Any, data: ImageData) -> int:
     return min(cfg.model.eval_samples, len(data.train))
 
 
+@dataclass(frozen=True)
+class GANTraining:
+    """The compiled pieces of one GAN configuration on one data set (what `fit` runs and the benchmark times).
+
+    Attributes:
+        init: `init(key) -> GANState`, both players' parameters and optimizer states.
+        epoch: `epoch(state, key) -> (state, metrics)` over the training images, one compiled `lax.scan`.
+        sample: `sample(params, rest, z) -> images` of the generator in evaluation mode.
+        batch_size: real images per discriminator step.
+        steps_per_epoch: generator updates per epoch.
+    """
+
+    init: Callable[[jax.Array], GANState]
+    epoch: Callable[[GANState, jax.Array], tuple[GANState, dict]]
+    sample: Callable[..., jax.Array]
+    g_graphdef: nnx.GraphDef
+    d_graphdef: nnx.GraphDef
+    g_kwargs: dict[str, Any]
+    d_kwargs: dict[str, Any]
+    batch_size: int
+    steps_per_epoch: int
+
+
+def build_training(cfg: Any, data: ImageData) -> GANTraining:
+    """Networks, optimizers and the scanned epoch of `cfg` on `data.train`."""
+    m, trainer = cfg.model, cfg.trainer
+    batch_size = gan_batch_size(trainer, len(data.train), m.d_steps)
+    steps_per_epoch = num_batches(len(data.train), batch_size * m.d_steps)
+    g_tx = build_optimizer(m.g_optim, total_steps=steps_per_epoch * trainer.epochs, steps_per_epoch=steps_per_epoch)
+    d_tx = build_optimizer(m.d_optim, total_steps=steps_per_epoch * m.d_steps * trainer.epochs,
+                           steps_per_epoch=steps_per_epoch * m.d_steps)
+    g_kwargs, d_kwargs = generator_kwargs(cfg, data), discriminator_kwargs(cfg, data)
+    g_factory = lambda rngs: Generator(**g_kwargs, rngs=rngs)  # noqa: E731
+    d_factory = lambda rngs: Discriminator(**d_kwargs, rngs=rngs)  # noqa: E731
+    g_graphdef, d_graphdef = abstract_graphdef(g_factory), abstract_graphdef(d_factory)
+    g_init, d_init = jit_init(g_factory, g_tx), jit_init(d_factory, d_tx)
+    steps = make_gan_steps(g_graphdef, d_graphdef, g_tx, d_tx, latent_dim=m.latent_dim, batch_size=batch_size,
+                           d_steps=m.d_steps, label_smoothing=m.label_smoothing)
+    epoch_fn = compile_epoch(steps.train_step, batch_size * m.d_steps)
+    train_arrays = {"images": jnp.asarray(data.train.images)}
+
+    def init(key: jax.Array) -> GANState:
+        g_key, d_key = jax.random.split(key)
+        return GANState(g=g_init(g_key), d=d_init(d_key))
+
+    return GANTraining(
+        init=init, epoch=lambda state, key: epoch_fn(state, train_arrays, key), sample=make_sampler(g_graphdef),
+        g_graphdef=g_graphdef, d_graphdef=d_graphdef, g_kwargs=g_kwargs, d_kwargs=d_kwargs,
+        batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+    )
+
+
 def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
     """Train the GAN on `data.train`; the epoch with the lowest validation FID is kept.
 
@@ -304,19 +379,8 @@ def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
     )
     scorer = ImageScorer(classifier, batch_size=cfg.trainer.eval_batch_size)
     m, trainer = cfg.model, cfg.trainer
-    batch_size = gan_batch_size(trainer, len(data.train), m.d_steps)
-    steps_per_epoch = num_batches(len(data.train), batch_size * m.d_steps)
-    g_tx = build_optimizer(m.g_optim, total_steps=steps_per_epoch * trainer.epochs, steps_per_epoch=steps_per_epoch)
-    d_tx = build_optimizer(m.d_optim, total_steps=steps_per_epoch * m.d_steps * trainer.epochs,
-                           steps_per_epoch=steps_per_epoch * m.d_steps)
-    g_kwargs, d_kwargs = generator_kwargs(cfg, data), discriminator_kwargs(cfg, data)
-    g_graphdef, _ = init_state(Generator(**g_kwargs, rngs=nnx.Rngs(0)), g_tx)
-    d_graphdef, _ = init_state(Discriminator(**d_kwargs, rngs=nnx.Rngs(0)), d_tx)
-    steps = make_gan_steps(g_graphdef, d_graphdef, g_tx, d_tx, latent_dim=m.latent_dim, batch_size=batch_size,
-                           d_steps=m.d_steps, label_smoothing=m.label_smoothing)
-    epoch_fn = compile_epoch(steps.train_step, batch_size * m.d_steps)
-    train_arrays = {"images": jnp.asarray(data.train.images)}
-    sample = make_sampler(g_graphdef)
+    training = build_training(cfg, data)
+    sample = training.sample
     fixed_z = jax.random.normal(jax.random.fold_in(keys["model_key"], FIXED_LATENT_STREAM), (m.num_fixed_samples, m.latent_dim))
     eval_z = jax.random.normal(jax.random.fold_in(keys["model_key"], EVAL_LATENT_STREAM), (evaluation_count(cfg, data), m.latent_dim))
     frames: dict[int, np.ndarray] = {}
@@ -335,16 +399,12 @@ def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
         return np.asarray(sample(state.g.params, state.g.rest, fixed_z))
 
     def init(key: jax.Array) -> GANState:
-        g_key, d_key = jax.random.split(key)
-        state = GANState(
-            g=init_state(Generator(**g_kwargs, rngs=nnx.Rngs(params=g_key)), g_tx)[1],
-            d=init_state(Discriminator(**d_kwargs, rngs=nnx.Rngs(params=d_key)), d_tx)[1],
-        )
+        state = training.init(key)
         frames[0] = render(state)
         return state
 
     def validate(state: GANState) -> dict[str, float]:
-        epoch = int(state.g.step) // steps_per_epoch
+        epoch = int(state.g.step) // training.steps_per_epoch
         if val_stats is None or not due(epoch):
             return {}  # the loop then neither selects nor counts patience on this epoch
         images = map_in_chunks(lambda z: sample(state.g.params, state.g.rest, z), eval_z, trainer.eval_batch_size)
@@ -355,11 +415,11 @@ def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
         if due(epoch):
             frames[epoch] = render(state)
 
-    task = TrainTask(init=init, train_epoch=lambda state, key: epoch_fn(state, train_arrays, key), validate=validate,
-                     monitor="val_fid", mode="min", on_epoch_end=on_epoch_end)
+    task = TrainTask(init=init, train_epoch=training.epoch, validate=validate, monitor="val_fid", mode="min",
+                     on_epoch_end=on_epoch_end)
     result = fit_loop(task, trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="gan")
     return GANFitResult(
         **{f: getattr(result, f) for f in result.__dataclass_fields__},
-        samples=frames, generator_kwargs=g_kwargs, g_graphdef=g_graphdef, scorer=scorer,
+        samples=frames, generator_kwargs=training.g_kwargs, g_graphdef=training.g_graphdef, scorer=scorer,
         classifier_dir=classifier_dir, val_reference=val_reference,
     )

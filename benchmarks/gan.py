@@ -1,0 +1,232 @@
+"""GAN: one training epoch of the same generator and discriminator in mktlab (JAX) and PyTorch, on the CPU.
+
+    .venv/bin/python benchmarks/gan.py                   # needs the bench extra: pip install -e '.[bench]'
+    .venv/bin/python benchmarks/gan.py --single-thread   # both on one thread, timed in CPU seconds
+    .venv/bin/python benchmarks/gan.py trainer.batch_size=128   # Hydra overrides of the GAN config
+
+Both sides run the default GAN config on the default data (8x8 digits): the same layers,
+the same weights (copied from the mktlab networks into the PyTorch ones, and checked to
+give the same outputs), the same batch size, Adam settings, label smoothing and
+non-saturating loss, one discriminator update then one generator update per minibatch.
+A second row repeats the comparison at 28x28 (MNIST-sized images; random pixels, since
+the timing does not depend on them). Epochs of the two run in interleaved rounds after a
+warm-up epoch each (the mktlab one includes XLA's compilation); each side's time is its
+fastest epoch.
+
+By default the times are wall-clock seconds with each library's default threading, and
+PyTorch counts with its faster setting of {default threads, one thread} (on a busy
+machine its threads can wait on each other). `--single-thread` runs both on one thread
+and times CPU seconds of the process, which other processes on a shared machine barely
+disturb.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+SINGLE_THREAD = "--single-thread" in sys.argv
+if SINGLE_THREAD:  # must precede JAX's start
+    os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+
+import jax  # noqa: E402
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from common import report_ratio  # noqa: E402
+
+from mktlab.config import compose, to_dataclasses  # noqa: E402
+from mktlab.data import load  # noqa: E402
+from mktlab.data.images import ImageData, ImageSplit  # noqa: E402
+from mktlab.train.gan import build_training  # noqa: E402
+from mktlab.train.state import merge_module  # noqa: E402
+
+ROUNDS = 7  # interleaved timed epochs per side, after one warm-up epoch each
+
+
+def torch_twins(training, state):
+    """PyTorch copies of the mktlab generator and discriminator, with the same weights."""
+    import torch
+    from torch import nn
+
+    g_jax = merge_module(training.g_graphdef, state.g.params, state.g.rest)
+    d_jax = merge_module(training.d_graphdef, state.d.params, state.d.rest)
+    t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))  # noqa: E731
+    conv_weight = lambda k: t(k).permute(3, 2, 0, 1).contiguous()  # (k, k, in, out) -> (out, in, k, k)  # noqa: E731
+    transposed_weight = lambda k: t(k).permute(2, 3, 0, 1).contiguous()  # -> (in, out, k, k)  # noqa: E731
+    latent, base = g_jax.latent_dim, g_jax.base
+    wide = g_jax.norm0.scale.shape[0]
+    features = g_jax.norm1.scale.shape[0]
+
+    class G(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.project = nn.Linear(latent, base * base * wide, bias=False)
+            self.norm0 = nn.BatchNorm2d(wide, momentum=0.1, eps=1e-5)  # flax momentum 0.9 = torch 0.1
+            self.up1 = nn.ConvTranspose2d(wide, features, 4, 2, 1, bias=False)
+            self.norm1 = nn.BatchNorm2d(features, momentum=0.1, eps=1e-5)
+            self.up2 = nn.ConvTranspose2d(features, 1, 4, 2, 1)
+
+        def forward(self, z):
+            x = self.project(z).view(-1, base, base, wide).permute(0, 3, 1, 2)  # mktlab reshapes channels-last
+            x = torch.relu(self.norm0(x))
+            x = torch.relu(self.norm1(self.up1(x)))
+            return torch.tanh(self.up2(x))
+
+    d_features = d_jax.down1.kernel.shape[-1]
+
+    class D(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down1 = nn.Conv2d(1, d_features, 4, 2, 1)
+            self.down2 = nn.Conv2d(d_features, 2 * d_features, 4, 2, 1)
+            self.logit = nn.Linear(base * base * 2 * d_features, 1)
+
+        def forward(self, x):
+            x = nn.functional.leaky_relu(self.down1(x), 0.2)
+            x = nn.functional.leaky_relu(self.down2(x), 0.2)
+            return self.logit(x.permute(0, 2, 3, 1).reshape(x.shape[0], -1))[:, 0]  # flattened channels-last
+
+    g, d = G(), D()
+    with torch.no_grad():
+        g.project.weight.copy_(t(g_jax.project.kernel[...]).T)
+        for name in ("norm0", "norm1"):
+            norm_t, norm_j = getattr(g, name), getattr(g_jax, name)
+            norm_t.weight.copy_(t(norm_j.scale[...]))
+            norm_t.bias.copy_(t(norm_j.bias[...]))
+        g.up1.weight.copy_(transposed_weight(g_jax.up1.kernel[...]))
+        g.up2.weight.copy_(transposed_weight(g_jax.up2.kernel[...]))
+        g.up2.bias.copy_(t(g_jax.up2.bias[...]))
+        for name in ("down1", "down2"):
+            getattr(d, name).weight.copy_(conv_weight(getattr(d_jax, name).kernel[...]))
+            getattr(d, name).bias.copy_(t(getattr(d_jax, name).bias[...]))
+        d.logit.weight.copy_(t(d_jax.logit.kernel[...]).T)
+        d.logit.bias.copy_(t(d_jax.logit.bias[...]))
+    return g, d, g_jax, d_jax
+
+
+def check_same_networks(g, d, g_jax, d_jax, latent: int, size: int) -> float:
+    """Largest output difference of the twins on the same inputs (generator in training mode)."""
+    import torch
+
+    z = np.random.default_rng(0).normal(size=(16, latent)).astype(np.float32)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(16, size, size, 1)).astype(np.float32)
+    with torch.no_grad():
+        g_out = g(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
+        d_out = d(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
+    return float(max(np.abs(g_out - np.asarray(g_jax(z))).max(), np.abs(d_out - np.asarray(d_jax(x))).max()))
+
+
+def torch_epoch(cfg, training, state, images: np.ndarray):
+    """One epoch of the PyTorch twins as a callable, and the twins' largest output difference from mktlab's networks."""
+    import torch
+    from torch.nn.functional import binary_cross_entropy_with_logits as bce, softplus
+
+    torch.manual_seed(0)
+    g, d, g_jax, d_jax = torch_twins(training, state)
+    difference = check_same_networks(g, d, g_jax, d_jax, cfg.model.latent_dim, images.shape[1])
+    m = cfg.model
+    opt_g = torch.optim.Adam(g.parameters(), lr=m.g_optim.lr, betas=(m.g_optim.b1, m.g_optim.b2), eps=m.g_optim.eps)
+    opt_d = torch.optim.Adam(d.parameters(), lr=m.d_optim.lr, betas=(m.d_optim.b1, m.d_optim.b2), eps=m.d_optim.eps)
+    data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    batch, steps, latent = training.batch_size, training.steps_per_epoch, m.latent_dim
+    real_target = torch.full((batch,), 1.0 - m.label_smoothing)
+    fake_target = torch.zeros(batch)
+
+    def epoch():
+        order = torch.randperm(len(data))
+        for s in range(steps):
+            real = data[order[s * batch : (s + 1) * batch]]
+            fake = g(torch.randn(batch, latent)).detach()
+            logits = d(torch.cat([real, fake]))  # one pass for both halves, as mktlab does
+            d_loss = bce(logits[:batch], real_target) + bce(logits[batch:], fake_target)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            d.requires_grad_(False)  # the generator step needs no discriminator gradients
+            g_loss = softplus(-d(g(torch.randn(batch, latent)))).mean()
+            opt_g.zero_grad()
+            g_loss.backward()
+            opt_g.step()
+            d.requires_grad_(True)
+
+    return epoch, difference
+
+
+def mktlab_epoch(training, state):
+    keys = iter(range(1_000_000))
+
+    def epoch():
+        nonlocal state
+        state, metrics = training.epoch(state, jax.random.key(next(keys)))
+        jax.block_until_ready((state, metrics))
+
+    return epoch
+
+
+def seconds(fn) -> float:
+    """Wall-clock seconds of `fn()`, or CPU seconds of the process with `--single-thread`."""
+    clock = time.process_time if SINGLE_THREAD else time.perf_counter
+    start = clock()
+    fn()
+    return clock() - start
+
+
+def compare(cfg, data: ImageData, label: str) -> float:
+    """Interleaved rounds of one mktlab epoch and one PyTorch epoch at each thread setting.
+
+    PyTorch counts with its faster thread setting (its default, or one thread: on a busy
+    machine its default threads can wait on each other). Returns the ratio of the fastest
+    epochs, PyTorch / mktlab.
+    """
+    import torch
+
+    training = build_training(cfg, data)
+    state = training.init(jax.random.key(0))
+    theirs, difference = torch_epoch(cfg, training, state, data.train.images)
+    ours = mktlab_epoch(training, state)
+    default_threads = torch.get_num_threads()
+    settings = [1] if SINGLE_THREAD else sorted({default_threads, 1}, reverse=True)
+    times: dict[str, list[float]] = {"mktlab": [], **{f"torch_{n}": [] for n in settings}}
+    ours()  # warm-up: compiles the epoch
+    for threads in settings:
+        torch.set_num_threads(threads)
+        theirs()
+    for _ in range(ROUNDS):
+        times["mktlab"].append(seconds(ours))
+        for threads in settings:
+            torch.set_num_threads(threads)
+            times[f"torch_{threads}"].append(seconds(theirs))
+    torch.set_num_threads(default_threads)
+    best_torch = min(settings, key=lambda n: min(times[f"torch_{n}"]))
+    ours_s, theirs_s = min(times["mktlab"]), min(times[f"torch_{best_torch}"])
+    paired = [min(times[f"torch_{n}"][i] for n in settings) / times["mktlab"][i] for i in range(ROUNDS)]
+    print(f"{label}: {len(data.train)} images of {data.image_size}x{data.image_size}, batch {training.batch_size}, "
+          f"{training.steps_per_epoch} D+G steps per epoch; twins' largest output difference {difference:.1e}")
+    unit = "CPU ms, one thread" if SINGLE_THREAD else "ms"
+    print("  fastest of %d epochs (%s): %s" % (ROUNDS, unit, ", ".join(f"{k} {min(v) * 1000:.1f}" for k, v in times.items())))
+    report_ratio(f"  one epoch ({label}; PyTorch with {best_torch} thread{'s' if best_torch > 1 else ''})", ours_s, theirs_s)
+    print(f"  per-round ratios: median {statistics.median(paired):.1f}x, range {min(paired):.1f}x-{max(paired):.1f}x")
+    return theirs_s / ours_s
+
+
+def main() -> None:
+    import torch
+
+    overrides = [a for a in sys.argv[1:] if a != "--single-thread"]
+    cfg = to_dataclasses(compose(["model=gan", "trainer.progress=false", *overrides]))
+    data = load(cfg)
+    print(f"devices: {jax.devices()}  torch {torch.__version__}, threads: {torch.get_num_threads()}")
+    ratio = compare(cfg, data, f"default config on {cfg.data.name}")
+    rng = np.random.default_rng(0)
+    mnist_sized = rng.uniform(-1, 1, size=(1024, 28, 28, 1)).astype(np.float32)
+    split = ImageSplit(mnist_sized, np.zeros(len(mnist_sized), np.int32))
+    compare(cfg, ImageData(split, split, split, split, split, ("0",), source="random 28x28"), "28x28 images")
+    print(f"goal (mktlab at least 2x faster on the default config): {'met' if ratio >= 2 else 'not met'} ({ratio:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""GAN evaluation: classifier FID / Inception score / class coverage of generated images
+beside the same numbers for real held-out images, training curves, sample grids, the GIF.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from mktlab.data.images import ImageData
+from mktlab.evaluation.images import (
+    cell_scale,
+    class_coverage,
+    class_shares,
+    fid,
+    frames_figure,
+    gif_bytes,
+    grid_figure,
+    image_grid,
+    image_metrics,
+    inception_score,
+    png_bytes,
+)
+from mktlab.evaluation.report import Report
+from mktlab.train.gan import EVAL_LATENT_STREAM, GANFitResult, evaluation_count, generate
+
+METRICS = ("fid", "inception_score", "class_coverage")
+REFERENCE_SEED = 0  # which training images form the real-vs-real reference sample (fixed, like the split)
+
+
+def training_curves(history: list[dict[str, float]], *, best_epoch: int, reference_fid: float | None = None,
+                    title: str = "GAN training"):
+    """Three panels: D and G losses, D accuracy on real and generated images, validation FID."""
+    epochs = [row["epoch"] for row in history]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
+    for key, label in (("train_d_loss", "discriminator"), ("train_g_loss", "generator")):
+        axes[0].plot(epochs, [row[key] for row in history], label=label)
+    axes[0].set_title("losses")
+    for key, label in (("train_d_real_accuracy", "real images"), ("train_d_fake_accuracy", "generated images")):
+        axes[1].plot(epochs, [row[key] for row in history], label=label)
+    axes[1].axhline(0.5, color="grey", ls=":", lw=1)
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[1].set_title("discriminator accuracy")
+    scored = [row for row in history if "val_fid" in row]
+    axes[2].plot([row["epoch"] for row in scored], [row["val_fid"] for row in scored], marker="o", ms=4, label="generated vs validation")
+    if reference_fid is not None:
+        axes[2].axhline(reference_fid, color="green", ls="--", lw=1, label=f"real vs validation ({reference_fid:.1f})")
+    axes[2].set_yscale("log")
+    axes[2].set_title("classifier FID (log scale)")
+    for ax in axes:
+        if best_epoch:
+            ax.axvline(best_epoch, color="grey", ls="--", lw=1)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{title} (dashed: kept epoch {best_epoch})")
+    fig.tight_layout()
+    return fig
+
+
+def class_share_figure(shares: pd.DataFrame, *, title: str = "Classes the classifier sees"):
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(shares))
+    ax.bar(x - 0.2, shares["generated"], width=0.4, label="generated")
+    ax.bar(x + 0.2, shares["real"], width=0.4, label="real (held out)")
+    ax.set_xticks(x, shares["class"], rotation=30 if max(map(len, shares["class"])) > 2 else 0, fontsize=8)
+    ax.set_ylabel("share of images")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
+    """Score `eval_samples` images of the kept generator against the held-out test images.
+
+    Metrics: `test_fid` (generated vs test), `test_inception_score`, `test_class_coverage`,
+    and `reference_*`: the same for as many real training images (FID against the test
+    images; Inception score and coverage of the test images themselves), the values a
+    perfect generator would reach.
+    """
+    from mktlab.train import run_keys
+
+    generator = result.model
+    scorer = result.scorer
+    n = evaluation_count(cfg, data)
+    min_share = cfg.model.coverage_min_share
+    key = jax.random.fold_in(run_keys(cfg.seed)["model_key"], EVAL_LATENT_STREAM + 1)
+    generated = generate(generator, n, key=key, batch_size=cfg.trainer.eval_batch_size)
+    gen_features, gen_probs = scorer(generated)
+    test_features, test_probs = scorer(data.test.images)
+    sample = np.sort(np.random.default_rng(REFERENCE_SEED).choice(len(data.train), size=n, replace=False))
+    real_features, _ = scorer(data.train.images[sample])
+    scores = image_metrics(gen_features, gen_probs, test_features, min_share=min_share)
+    reference = {  # real images: training sample vs test for the distance, the test images themselves otherwise
+        "fid": fid(real_features, test_features),
+        "inception_score": inception_score(test_probs),
+        "class_coverage": float(class_coverage(test_probs, min_share=min_share)),
+    }
+    metrics = {f"test_{k}": v for k, v in scores.items()}
+    metrics.update({f"reference_{k}": v for k, v in reference.items()})
+    metrics.update({f"reference_{k}": v for k, v in result.val_reference.items()})
+    info = _classifier_info(result)
+    metrics.update({
+        "classifier_val_accuracy": float(info.get("val_accuracy", np.nan)),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "fit_seconds": result.seconds,
+        "eval_samples": n,
+    })
+
+    names = list(data.class_names)
+    shares = pd.DataFrame({"class": names, "generated": class_shares(gen_probs), "real": class_shares(test_probs)})
+    comparison = pd.DataFrame({
+        "metric": list(METRICS),
+        "generated": [scores[m] for m in METRICS],
+        "real_reference": [reference[m] for m in METRICS],
+    })
+    scale = cell_scale(data.image_size)
+    final_grid = image_grid(np.asarray(generator_fixed_samples(result)), scale=scale)
+    files = {f"samples/epoch_{epoch:03d}.png": png_bytes(image_grid(images, scale=scale)) for epoch, images in sorted(result.samples.items())}
+    files["samples/final.png"] = png_bytes(final_grid)
+    epochs = sorted(result.samples)
+    files["samples/training.gif"] = gif_bytes([image_grid(result.samples[e], scale=scale) for e in epochs] + [final_grid],
+                                              [f"epoch {e}" for e in epochs] + [f"kept: epoch {result.best_epoch}"])
+    if result.classifier_dir is not None:
+        for path in sorted(result.classifier_dir.iterdir()):
+            files[f"classifier/{path.name}"] = path.read_bytes()
+
+    figures = {
+        "training_curves": training_curves(result.history, best_epoch=result.best_epoch,
+                                           reference_fid=result.val_reference.get("val_fid")),
+        "samples_over_time": frames_figure(result.samples),
+        "final_samples": grid_figure(generator_fixed_samples(result), title=f"Fixed-latent samples, kept epoch {result.best_epoch}"),
+        "class_shares": class_share_figure(shares),
+    }
+    return Report(metrics=metrics, figures=figures, tables={"metrics_vs_reference.csv": comparison, "class_shares.csv": shares},
+                  model=(generator, result.generator_kwargs), files=files)
+
+
+def generator_fixed_samples(result: GANFitResult) -> np.ndarray:
+    """The fixed latent batch rendered by the kept generator (the run's final grid)."""
+    best = result.samples.get(result.best_epoch)
+    if best is not None:
+        return best
+    return result.samples[max(result.samples)]
+
+
+def _classifier_info(result: GANFitResult) -> dict[str, Any]:
+    import json
+
+    if result.classifier_dir is None or not (result.classifier_dir / "info.json").is_file():
+        return {}
+    return json.loads((result.classifier_dir / "info.json").read_text())
+
+
+def reading(report: Report, data: ImageData, *, min_share: float = 0.01) -> str:
+    """A short plain-language reading of the result (Markdown), built from the numbers.
+
+    Args:
+        report: what `evaluate` returned.
+        data: the data set it was evaluated on.
+        min_share: the `model.coverage_min_share` the coverage was counted with.
+    """
+    m = report.metrics
+    fid, ref_fid = m["test_fid"], m["reference_fid"]
+    ratio = fid / ref_fid if ref_fid > 0 else float("inf")
+    coverage, ref_coverage = int(m["test_class_coverage"]), int(m["reference_class_coverage"])
+    if ratio < 2:
+        quality = "close to the real-data floor: as a set, the classifier can hardly tell them from real images"
+    elif ratio < 10:
+        quality = "recognisably of the right kind, but as a set still distinguishable from real images"
+    else:
+        quality = "far from the real images as a set: train longer, or a larger generator, before using them"
+    if coverage >= ref_coverage:
+        spread = f"they spread over all {coverage} classes the real held-out images cover: no sign of mode collapse"
+    elif coverage <= max(1, ref_coverage // 3):
+        spread = f"they fall into only {coverage} of the {ref_coverage} classes the real images cover: the generator has collapsed onto a few modes"
+    else:
+        spread = f"they cover {coverage} of the {ref_coverage} classes the real images cover: some kinds of image are missing"
+    return (
+        f"Scored by a classifier trained on the real {data.source} images (validation accuracy "
+        f"{m['classifier_val_accuracy']:.1%}), {int(m['eval_samples'])} generated images are at a classifier FID of "
+        f"**{fid:.1f}** from the held-out images, against **{ref_fid:.1f}** for as many real training images "
+        f"({ratio:.1f}× that real-vs-real floor): {quality}. "
+        f"Their classifier Inception score is {m['test_inception_score']:.2f} against {m['reference_inception_score']:.2f} "
+        f"for real held-out images (the ceiling is {data.num_classes}), and, counting a class when at least "
+        f"{min_share:.0%} of the images are classified as it, {spread}. "
+        f"The generator kept is that of epoch {int(m['best_epoch'])} of {int(m['epochs_run'])}, "
+        "the epoch with the lowest validation FID; its parameters are saved with the run (`model/`), and "
+        "`mktlab.train.gan.generate_from_run` draws new images from them."
+    )
