@@ -23,20 +23,20 @@ disturb.
 from __future__ import annotations
 
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 SINGLE_THREAD = "--single-thread" in sys.argv
 if SINGLE_THREAD:  # must precede JAX's start
     os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
 
 import jax  # noqa: E402
-import numpy as np
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import report_ratio  # noqa: E402
+from common import best_of_interleaved, report_ratio, task_epoch  # noqa: E402
 
 from mktlab.config import compose, to_dataclasses  # noqa: E402
 from mktlab.data import load  # noqa: E402
@@ -156,25 +156,6 @@ def torch_epoch(cfg, training, state, images: np.ndarray):
     return epoch, difference
 
 
-def mktlab_epoch(training, state):
-    keys = iter(range(1_000_000))
-
-    def epoch():
-        nonlocal state
-        state, metrics = training.epoch(state, jax.random.key(next(keys)))
-        jax.block_until_ready((state, metrics))
-
-    return epoch
-
-
-def seconds(fn) -> float:
-    """Wall-clock seconds of `fn()`, or CPU seconds of the process with `--single-thread`."""
-    clock = time.process_time if SINGLE_THREAD else time.perf_counter
-    start = clock()
-    fn()
-    return clock() - start
-
-
 def compare(cfg, data: ImageData, label: str) -> float:
     """Interleaved rounds of one mktlab epoch and one PyTorch epoch at each thread setting.
 
@@ -185,32 +166,29 @@ def compare(cfg, data: ImageData, label: str) -> float:
     import torch
 
     training = build_training(cfg, data)
-    state = training.init(jax.random.key(0))
+    state = training.init(jax.random.key(0))  # the same key as task_epoch's: the twins start from these weights
     theirs, difference = torch_epoch(cfg, training, state, data.train.images)
-    ours = mktlab_epoch(training, state)
     default_threads = torch.get_num_threads()
     settings = [1] if SINGLE_THREAD else sorted({default_threads, 1}, reverse=True)
-    times: dict[str, list[float]] = {"mktlab": [], **{f"torch_{n}": [] for n in settings}}
-    ours()  # warm-up: compiles the epoch
-    for threads in settings:
-        torch.set_num_threads(threads)
-        theirs()
-    for _ in range(ROUNDS):
-        times["mktlab"].append(seconds(ours))
-        for threads in settings:
+
+    def torch_with(threads: int):
+        def epoch():
             torch.set_num_threads(threads)
-            times[f"torch_{threads}"].append(seconds(theirs))
+            theirs()
+        return epoch
+
+    fns = {"mktlab": task_epoch(SimpleNamespace(init=training.init, train_epoch=training.epoch)),
+           **{f"torch_{n}": torch_with(n) for n in settings}}
+    times = best_of_interleaved(fns, ROUNDS, clock=time.process_time if SINGLE_THREAD else time.perf_counter)
     torch.set_num_threads(default_threads)
-    best_torch = min(settings, key=lambda n: min(times[f"torch_{n}"]))
-    ours_s, theirs_s = min(times["mktlab"]), min(times[f"torch_{best_torch}"])
-    paired = [min(times[f"torch_{n}"][i] for n in settings) / times["mktlab"][i] for i in range(ROUNDS)]
+    best_torch = min(settings, key=lambda n: times[f"torch_{n}"])
+    ours, theirs_s = times["mktlab"], times[f"torch_{best_torch}"]
+    unit = "CPU ms, one thread" if SINGLE_THREAD else "ms"
     print(f"{label}: {len(data.train)} images of {data.image_size}x{data.image_size}, batch {training.batch_size}, "
           f"{training.steps_per_epoch} D+G steps per epoch; twins' largest output difference {difference:.1e}")
-    unit = "CPU ms, one thread" if SINGLE_THREAD else "ms"
-    print("  fastest of %d epochs (%s): %s" % (ROUNDS, unit, ", ".join(f"{k} {min(v) * 1000:.1f}" for k, v in times.items())))
-    report_ratio(f"  one epoch ({label}; PyTorch with {best_torch} thread{'s' if best_torch > 1 else ''})", ours_s, theirs_s)
-    print(f"  per-round ratios: median {statistics.median(paired):.1f}x, range {min(paired):.1f}x-{max(paired):.1f}x")
-    return theirs_s / ours_s
+    print("  fastest of %d epochs (%s): %s" % (ROUNDS, unit, ", ".join(f"{k} {v * 1000:.1f}" for k, v in times.items())))
+    report_ratio(f"  one epoch ({label}; PyTorch with {best_torch} thread{'s' if best_torch > 1 else ''})", ours, theirs_s)
+    return theirs_s / ours
 
 
 def main() -> None:

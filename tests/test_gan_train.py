@@ -72,7 +72,6 @@ def test_d_and_g_steps_are_separately_jitted_updates() -> None:
         g_state, metrics = g_step(g_state, {"z": z, "d_params": d_state.params, "d_rest": d_state.rest}, jax.random.key(i))
         g_losses.append(float(metrics["loss"]))
     assert g_losses[-1] < g_losses[0]
-    np.testing.assert_array_equal(jax.tree.leaves(d_state.params)[0], jax.tree.leaves(d_state.params)[0])
 
 
 def test_label_smoothing_targets_real_images_at_one_minus_epsilon() -> None:

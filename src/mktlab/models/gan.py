@@ -28,18 +28,25 @@ def base_size(image_size: int) -> int:
     return image_size // 4
 
 
-class Conv2D(nnx.Module):
-    """Convolution with a square `kernel`, `stride` and zero `padding` on each side.
-
-    Output side: `(side + 2 * padding - kernel) // stride + 1`. Kernel layout
-    `(kernel, kernel, in, out)`.
-    """
+class _SquareKernel(nnx.Module):
+    """A `(kernel, kernel, in, out)` weight with its stride and zero padding, and an optional bias."""
 
     def __init__(self, in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
                  use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs) -> None:
         self.kernel_size, self.stride, self.padding = kernel, stride, padding
         self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel, kernel, in_features, out_features)))
         self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+
+    def _add_bias(self, y: jax.Array) -> jax.Array:
+        return y if self.bias is None else y + self.bias[...]
+
+
+class Conv2D(_SquareKernel):
+    """Convolution with a square `kernel`, `stride` and zero `padding` on each side.
+
+    Output side: `(side + 2 * padding - kernel) // stride + 1`. Kernel layout
+    `(kernel, kernel, in, out)`.
+    """
 
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s, p = self.kernel_size, self.stride, self.padding
@@ -50,11 +57,10 @@ class Conv2D(nnx.Module):
             [x[:, a : a + s * (out_h - 1) + 1 : s, b : b + s * (out_w - 1) + 1 : s] for a in range(k) for b in range(k)], axis=3
         )  # (batch, out_h, out_w, k*k, channels), the kernel's own order
         y = patches.reshape(batch * out_h * out_w, k * k * channels) @ self.kernel[...].reshape(k * k * channels, -1)
-        y = y.reshape(batch, out_h, out_w, -1)
-        return y if self.bias is None else y + self.bias[...]
+        return self._add_bias(y.reshape(batch, out_h, out_w, -1))
 
 
-class ConvTranspose2D(nnx.Module):
+class ConvTranspose2D(_SquareKernel):
     """Transposed convolution (the adjoint of `Conv2D` with the same kernel, stride, padding).
 
     Output side: `(side - 1) * stride + kernel - 2 * padding`; `kernel` must be a multiple
@@ -62,13 +68,10 @@ class ConvTranspose2D(nnx.Module):
     overlapping copies are summed phase by phase.
     """
 
-    def __init__(self, in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
-                 use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs) -> None:
+    def __init__(self, in_features: int, out_features: int, kernel: int, *, stride: int = 1, **kwargs) -> None:
         if kernel % stride:
             raise ValueError(f"kernel={kernel} must be a multiple of stride={stride}")
-        self.kernel_size, self.stride, self.padding = kernel, stride, padding
-        self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel, kernel, in_features, out_features)))
-        self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+        super().__init__(in_features, out_features, kernel, stride=stride, **kwargs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         k, s, p = self.kernel_size, self.stride, self.padding
@@ -82,8 +85,7 @@ class ConvTranspose2D(nnx.Module):
                 full = full + jnp.pad(y[:, :, :, i, :, j], ((0, 0), (i, taps - 1 - i), (j, taps - 1 - j), (0, 0), (0, 0), (0, 0)))
         rows, cols = s * (height + taps - 1), s * (width + taps - 1)
         full = jnp.transpose(full, (0, 1, 3, 2, 4, 5)).reshape(batch, rows, cols, -1)
-        y = full[:, p : rows - p, p : cols - p]
-        return y if self.bias is None else y + self.bias[...]
+        return self._add_bias(full[:, p : rows - p, p : cols - p])
 
 
 class Generator(nnx.Module):
