@@ -72,7 +72,9 @@ def test_multirun_with_the_basic_launcher(store, mktlab_cli) -> None:
     done = mktlab_cli(["-m", "model.dim=4,8", *TINY, "trainer.epochs=1", *store.overrides])
     assert done.returncode == 0, done.stderr[-3000:]
     runs = store.runs("mf")
-    assert sorted(r.data.params["model.dim"] for r in runs) == ["4", "8"]
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.data.params["model.dim"] for r in children) == ["4", "8"]
     assert all(r.info.status == "FINISHED" for r in runs)
 
 
