@@ -51,12 +51,7 @@ def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
         fpr, tpr, _ = roc_curve(y_true, y_score)
         ax.plot(fpr, tpr, label=f"{label} (AUC {roc_auc_score(y_true, y_score):.3f})")
     ax.plot([0, 1], [0, 1], color="grey", ls="--", lw=1, label="random")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel="false positive rate", ylabel="true positive rate", title=title)
 
 
 def calibration_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, bins: int = 10, title: str = "Calibration"):
@@ -70,12 +65,7 @@ def calibration_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, b
         ax.plot(predicted, observed, marker="o", ms=4, label=label)
         top = max(top, float(np.max(predicted)), float(np.max(observed)))
     ax.plot([0, top], [0, top], color="grey", ls="--", lw=1, label="perfectly calibrated")
-    ax.set_xlabel("mean predicted probability")
-    ax.set_ylabel("observed rate")
-    ax.set_title(title)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, xlabel="mean predicted probability", ylabel="observed rate", title=title)
 
 
 CONTACTED = "share of customers contacted (best scores first)"
