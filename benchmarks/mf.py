@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import best_of, report_ratio  # noqa: E402
+from common import best_of, report_ratio, task_epoch  # noqa: E402
 
 from mktlab.config import compose, to_dataclasses  # noqa: E402
 from mktlab.data import load  # noqa: E402
@@ -86,16 +86,7 @@ def torch_epoch_seconds(data, cfg) -> float:
 
 
 def mktlab_epoch_seconds(data, cfg) -> float:
-    task = build_task(cfg, data)
-    state = task.init(jax.random.key(0))
-    keys = iter(range(10_000))
-
-    def epoch():
-        nonlocal state
-        state, metrics = task.train_epoch(state, jax.random.key(next(keys)))
-        jax.block_until_ready(metrics)
-
-    return best_of(epoch)
+    return best_of(task_epoch(build_task(cfg, data)))
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ import pandas as pd
 from mktlab.config.schema import ClickLogDataConfig
 from mktlab.data.errors import DataError, DataFileError
 from mktlab.data.movielens import READERS, load_ratings_table
-from mktlab.data.ratings import _lookup
+from mktlab.data.ratings import index_in_vocabulary
 from mktlab.data.splits import temporal_split_per_user, time_cutoff_split
 from mktlab.data.tables import require_file
 
@@ -335,7 +335,7 @@ def encode_items(vocabulary: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
     """Item index of each original id: `1..len(vocabulary)`, or the OOV id when unknown."""
     if len(vocabulary) == 0:
         return np.ones(len(item_ids), np.int32)  # everything is out of vocabulary (index 1 = OOV)
-    return (_lookup(vocabulary, np.asarray(item_ids, np.int64)) + 1).astype(np.int32)
+    return (index_in_vocabulary(vocabulary, np.asarray(item_ids, np.int64)) + 1).astype(np.int32)
 
 
 def item_vocabulary(train_items: np.ndarray, *, min_count: int) -> np.ndarray:

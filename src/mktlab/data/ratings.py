@@ -89,8 +89,8 @@ def encode(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame) -> tuple[
     item_ids = np.sort(train["item_id"].unique())
 
     def to_split(frame: pd.DataFrame) -> RatingsSplit:
-        users = _lookup(user_ids, frame["user_id"].to_numpy())
-        items = _lookup(item_ids, frame["item_id"].to_numpy())
+        users = index_in_vocabulary(user_ids, frame["user_id"].to_numpy())
+        items = index_in_vocabulary(item_ids, frame["item_id"].to_numpy())
         return RatingsSplit(users, items, frame["rating"].to_numpy(np.float32), frame["timestamp"].to_numpy(np.int64))
 
     splits = to_split(train), to_split(val), to_split(test)
@@ -101,7 +101,7 @@ def encode(train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame) -> tuple[
     return (*splits, user_ids, item_ids, unseen)
 
 
-def _lookup(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
+def index_in_vocabulary(vocabulary: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Index of each value in the sorted `vocabulary`; `len(vocabulary)` when absent."""
     pos = np.searchsorted(vocabulary, values)
     pos_clipped = np.minimum(pos, len(vocabulary) - 1)
