@@ -139,7 +139,8 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     if outcome.ok:
         return dict(tracker.client.get_run(tracker.run_id).data.metrics)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        raise RunFailed(f"run {tracker.run_id} {outcome.status}; partial notebook: {output}")
+        cause = describe_error(outcome.error) if outcome.status == "FAILED" else "interrupted"
+        raise RunFailed(f"run {tracker.run_id} {outcome.status}: {cause}\npartial notebook: {output}")
     sys.exit(exit_code(outcome))
 
 

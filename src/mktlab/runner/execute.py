@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import papermill as pm
+from jupyter_client import KernelManager
 from papermill.exceptions import PapermillExecutionError
+from traitlets import CaselessStrEnum
+
+# Longest Unix socket path the kernel can bind (sun_path is 108 bytes on Linux).
+_MAX_SOCKET_PATH = 100
+# Seconds a kernel may take to start: parallel jobs on a loaded machine start slowly.
+KERNEL_START_TIMEOUT = 180
 
 
 @dataclass
@@ -49,6 +58,32 @@ class _TerminateAsInterrupt:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+class UnixSocketKernelManager(KernelManager):
+    """A kernel reached over Unix sockets with a name of its own in the temp folder.
+
+    Over TCP each kernel is handed free ports that are only reserved once it binds them,
+    so jobs starting kernels at the same moment (a parallel sweep) can be handed the same
+    port and one kernel dies at start. Socket files under a fresh random name cannot
+    collide; the kernel removes them when it shuts down.
+    """
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    def _ip_default(self) -> str:
+        return _socket_prefix()
+
+
+def _socket_prefix() -> str:
+    return str(Path(tempfile.gettempdir()) / f"mktlab-kernel-{uuid.uuid4().hex}")
+
+
+def kernel_manager_class() -> type[KernelManager]:
+    """Unix sockets where the platform has them and the socket paths fit; TCP otherwise."""
+    if sys.platform == "win32" or len(_socket_prefix()) + len("-65535") > _MAX_SOCKET_PATH:
+        return KernelManager
+    return UnixSocketKernelManager
+
+
 def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True) -> Outcome:
     """Run `notebook` into `output` with `parameters` injected after its `parameters` cell.
 
@@ -67,6 +102,8 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
                 stdout_file=sys.stdout,
                 stderr_file=sys.stderr,
                 report_mode=False,
+                kernel_manager_class=kernel_manager_class(),
+                start_timeout=KERNEL_START_TIMEOUT,
             )
     except PapermillExecutionError as error:
         return Outcome("FAILED", error)
