@@ -14,7 +14,8 @@ from mktlab.data.images import ImageData, load_images
 from mktlab.evaluation.images import ImageScorer
 from mktlab.models.gan import Discriminator, Generator
 from mktlab.train import gan
-from mktlab.train.gan import GANState, abstract_graphdef, d_loss, generate, jit_init, make_gan_steps
+from mktlab.train.gan import GANState, d_loss, generate, make_gan_steps
+from mktlab.train.state import abstract_graphdef, jit_init
 from mktlab.train.optim import build_optimizer
 from mktlab.train.state import merge_module
 from mktlab.train.steps import compile_epoch

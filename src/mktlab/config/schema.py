@@ -61,6 +61,7 @@ class TrainerConfig:
     sample_every: int = 5  # image models: render samples / compute image metrics every N epochs
     seeds: Optional[list[int]] = None  # train one copy per seed in one vectorized program (child run per seed)
     num_seeds: int = 1  # or: this many seeds from `seed` on (seed, seed+1, ...)
+    seed_batch: Optional[int] = None  # seeds stepped in lockstep (vmap) within the one program; None: all on an accelerator, 1 on a CPU
 
 
 # --------------------------------------------------------------------------- models

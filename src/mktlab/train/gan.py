@@ -32,7 +32,7 @@ from mktlab.models.gan import Discriminator, Generator, ImageClassifier
 from mktlab.train.checkpoint import load_module, load_module_from_run, save_module
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
-from mktlab.train.state import TrainState, init_state, merge_module, split_module
+from mktlab.train.state import TrainState, abstract_graphdef, jit_init, merge_module, split_module
 from mktlab.train.steps import Step, compile_epoch, make_train_step, num_batches
 
 # Sub-keys of the run's model key: the parameter init uses the key itself.
@@ -127,17 +127,6 @@ def make_gan_steps(
 
 
 # --------------------------------------------------------------------------- modules and sampling
-
-
-def abstract_graphdef(factory: Callable[[nnx.Rngs], nnx.Module]) -> nnx.GraphDef:
-    """The graph of the module `factory(rngs)` builds, without computing any parameter."""
-    return split_module(nnx.eval_shape(lambda: factory(nnx.Rngs(0))))[0]
-
-
-def jit_init(factory: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation) -> Callable[[jax.Array], TrainState]:
-    """`init(key) -> TrainState` of the module `factory(rngs)` builds, as one compiled program
-    (building it op by op eagerly costs seconds of dispatch)."""
-    return jax.jit(lambda key: init_state(factory(nnx.Rngs(params=key)), tx)[1])
 
 
 def generator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:

@@ -98,6 +98,23 @@ class SeedResults:
         return len(self.seeds)
 
 
+def seeds_in_lockstep(trainer: TrainerConfig, num_seeds: int) -> int:
+    """How many seeds one compiled epoch advances together under `jax.vmap` (`trainer.seed_batch`).
+
+    Groups of that many seeds take turns calling the same compiled epoch. On an
+    accelerator all seeds in one group fill the device. On a CPU, vmapped copies multiply
+    the working set of every gather, scatter and optimizer update beyond the caches and
+    cost more than stepping the seeds one after another, so the default there is 1: the
+    seeds share one compiled (and cached) program, each stops early on its own, and each
+    computes exactly what a separate run computes.
+    """
+    if trainer.seed_batch is not None:
+        if trainer.seed_batch < 1:
+            raise ValueError(f"trainer.seed_batch={trainer.seed_batch}: expected a positive number of seeds")
+        return min(trainer.seed_batch, num_seeds)
+    return 1 if jax.default_backend() == "cpu" else num_seeds
+
+
 def _improved(score: float, best: float, mode: str, min_delta: float) -> bool:
     if math.isnan(best):
         return True
@@ -138,7 +155,8 @@ def fit_loop_vectorized(
     trackers: Sequence[Tracking | None],
     desc: str = "train",
 ) -> list[FitResult]:
-    """Train one copy of `task` per key pair in one compiled program (`jax.vmap` over the keys).
+    """Train one copy of `task` per key pair in one compiled program (`jax.lax.map` over the keys,
+    `trainer.seed_batch` copies at a time under `jax.vmap`).
 
     Parameters, optimizer state and data order are all per copy; each copy validates,
     stops early and keeps its best epoch exactly as `fit_loop` would with its keys, so
@@ -158,6 +176,52 @@ class _Member:
     active: bool = True
 
 
+class _SeedGroup:
+    """Copies of a task stepped together: one state, stacked under `jax.vmap` when it holds several."""
+
+    def __init__(self, task: TrainTask, members: list[int], model_keys: list[jax.Array], train_keys: list[jax.Array],
+                 batched_epoch: Callable[[Any, jax.Array], tuple[Any, dict[str, Any]]] | None = None) -> None:
+        self.members, self.batched = members, len(members) > 1
+        self._train_keys = [train_keys[i] for i in members]
+        if self.batched:
+            self._epoch = batched_epoch or jax.jit(jax.vmap(task.train_epoch))
+            self.state = jax.vmap(task.init)(jax.numpy.stack([model_keys[i] for i in members]))
+        else:
+            self._epoch = task.train_epoch
+            self.state = task.init(model_keys[members[0]])
+        self.metrics: dict[str, Any] = {}
+
+    def train_epoch(self, epoch: int) -> None:
+        if self.batched:
+            keys = jax.numpy.stack([jax.random.fold_in(key, epoch) for key in self._train_keys])
+            # copies are sliced on the host: indexing device arrays compiles one program per index
+            self.state, self.metrics = jax.device_get(self._epoch(self.state, keys))
+        else:
+            self.state, self.metrics = self._epoch(self.state, jax.random.fold_in(self._train_keys[0], epoch))
+
+    def _slice(self, tree: Any, i: int) -> Any:
+        if not self.batched:
+            return tree
+        position = self.members.index(i)
+        return jax.tree.map(lambda leaf: leaf[position], tree)
+
+    def member_state(self, i: int) -> Any:
+        return self._slice(self.state, i)
+
+    def member_metrics(self, i: int) -> dict[str, Any]:
+        return self._slice(self.metrics, i)
+
+
+def _seed_groups(task: TrainTask, trainer: TrainerConfig, model_keys: jax.Array, train_keys: jax.Array, vectorized: bool) -> list[_SeedGroup]:
+    if not vectorized:
+        return [_SeedGroup(task, [0], [model_keys], [train_keys])]
+    model_keys, train_keys = list(model_keys), list(train_keys)
+    size = seeds_in_lockstep(trainer, len(model_keys))
+    batched_epoch = jax.jit(jax.vmap(task.train_epoch))  # one program per group size, shared by the groups
+    return [_SeedGroup(task, list(range(start, min(start + size, len(model_keys)))), model_keys, train_keys, batched_epoch)
+            for start in range(0, len(model_keys), size)]
+
+
 def _train(
     task: TrainTask,
     trainer: TrainerConfig,
@@ -174,26 +238,22 @@ def _train(
     for tracker in trackers:
         if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
             tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
-    if vectorized:
-        init, train_epoch = jax.vmap(task.init), jax.jit(jax.vmap(task.train_epoch))
-        member_state = lambda states, i: jax.tree.map(lambda leaf: leaf[i], states)  # noqa: E731
-        epoch_keys = lambda epoch: jax.vmap(jax.random.fold_in, in_axes=(0, None))(train_keys, epoch)  # noqa: E731
-    else:
-        init, train_epoch = task.init, task.train_epoch
-        member_state = lambda state, i: state  # noqa: E731
-        epoch_keys = lambda epoch: jax.random.fold_in(train_keys, epoch)  # noqa: E731
-    states = init(model_keys)
-    members = [_Member(FitResult(state=member_state(states, i), graphdef=task.graphdef), t) for i, t in enumerate(trackers)]
+    groups = _seed_groups(task, trainer, model_keys, train_keys, vectorized)
+    members = [_Member(FitResult(state=None, graphdef=task.graphdef), t) for t in trackers]
+    for group in groups:
+        for i in group.members:
+            members[i].result.state = group.member_state(i)
     bar = tqdm(range(1, trainer.epochs + 1), desc=desc, unit="epoch", disable=not trainer.progress, file=sys.stderr, dynamic_ncols=True)
     for epoch in bar:
-        states, train_metrics = train_epoch(states, epoch_keys(epoch))
-        if vectorized:  # slice copies on the host: indexing device arrays compiles one program per index
-            states, train_metrics = jax.device_get((states, train_metrics))
+        for group in groups:
+            if any(members[i].active for i in group.members):
+                group.train_epoch(epoch)
         for i, member in enumerate(members):
             if not member.active:
                 continue
-            state = member_state(states, i)
-            row = {f"train_{k}": float(member_state(v, i)) for k, v in train_metrics.items()}
+            group = next(g for g in groups if i in g.members)
+            state = group.member_state(i)
+            row = {f"train_{k}": float(v) for k, v in group.member_metrics(i).items()}
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
                 bar.close()
@@ -230,7 +290,7 @@ def _train(
     for i, member in enumerate(members):
         result = member.result
         if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
-            result.state, result.best_epoch = member_state(states, i), result.history[-1]["epoch"]
+            result.state, result.best_epoch = next(g for g in groups if i in g.members).member_state(i), result.history[-1]["epoch"]
         result.seconds = seconds
         if member.tracker is not None and math.isfinite(result.best_score):
             member.tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})

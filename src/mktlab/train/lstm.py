@@ -16,7 +16,7 @@ from mktlab.evaluation.clicks import click_report
 from mktlab.models.lstm import ClickLSTM
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
-from mktlab.train.state import init_state, merge_module, split_module
+from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
 from mktlab.train.steps import compile_epoch, make_train_step, num_batches
 
 MODEL_INPUTS = ("history", "lengths", "items", "history_clicks")
@@ -93,21 +93,19 @@ def build_task(cfg: Any, data: ClickLogData) -> TrainTask:
     steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
     tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
     kwargs = module_kwargs(cfg, data)
-    graphdef, _ = init_state(ClickLSTM(**kwargs, rngs=nnx.Rngs(0)), tx)
+    factory = lambda rngs: ClickLSTM(**kwargs, rngs=rngs)  # noqa: E731
+    graphdef = abstract_graphdef(factory)
     epoch = compile_epoch(make_train_step(graphdef, click_loss, tx), cfg.trainer.batch_size)
     train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
     score = scorer(graphdef, batch_size=cfg.trainer.eval_batch_size)
     has_val = len(data.val) > 0
-
-    def init(key: jax.Array):
-        return init_state(ClickLSTM(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1]
 
     def validate(state) -> dict[str, float]:
         metrics = evaluate_split(score, state, data.val, prefix="val_")
         return {k: metrics[k] for k in ("val_roc_auc", "val_log_loss", "val_gauc") if k in metrics}
 
     return TrainTask(
-        init=init,
+        init=jit_init(factory, tx),
         train_epoch=lambda state, key: epoch(state, train_arrays, key),
         validate=validate,
         monitor=cfg.model.monitor if has_val else "train_loss",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -13,7 +14,7 @@ from mktlab.data.ratings import RatingsData
 from mktlab.models.mf import MatrixFactorization
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
-from mktlab.train.state import init_state, merge_module
+from mktlab.train.state import abstract_graphdef, jit_init, merge_module
 from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, num_batches
 
 
@@ -40,14 +41,15 @@ def module_kwargs(cfg: Any, data: RatingsData) -> dict[str, Any]:
 
 
 def predict(model: MatrixFactorization, users: np.ndarray, items: np.ndarray, *, scale: tuple[float, float], batch_size: int = 65536) -> np.ndarray:
-    """Predicted ratings clipped to the rating scale."""
+    """Predicted ratings clipped to the rating scale (compiled once per model graph and chunk shape)."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    return np.asarray(_predict(graphdef, params, rest, users, items, scale, batch_size))
+    chunk = functools.partial(clipped_predictions, graphdef, params, rest, scale=tuple(float(bound) for bound in scale))
+    return np.asarray(batched_apply(chunk, {"users": jnp.asarray(users), "items": jnp.asarray(items)}, batch_size))
 
 
-def _predict(graphdef, params, rest, users, items, scale, batch_size):
-    apply = jax.jit(lambda users, items: jnp.clip(merge_module(graphdef, params, rest)(users, items), *scale))
-    return batched_apply(apply, {"users": jnp.asarray(users), "items": jnp.asarray(items)}, batch_size)
+@functools.partial(jax.jit, static_argnums=0, static_argnames="scale")
+def clipped_predictions(graphdef: nnx.GraphDef, params: Any, rest: Any, users: jax.Array, items: jax.Array, *, scale: tuple[float, float]) -> jax.Array:
+    return jnp.clip(merge_module(graphdef, params, rest)(users, items), *scale)
 
 
 def build_task(cfg: Any, data: RatingsData) -> TrainTask:
@@ -55,28 +57,22 @@ def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
     tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
     kwargs = module_kwargs(cfg, data)
-    graphdef, _ = init_state(MatrixFactorization(**kwargs, rngs=nnx.Rngs(0)), tx)
+    factory = lambda rngs: MatrixFactorization(**kwargs, rngs=rngs)  # noqa: E731
+    graphdef = abstract_graphdef(factory)
     loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2)  # noqa: E731
     epoch = compile_epoch(make_train_step(graphdef, loss, tx), cfg.trainer.batch_size)
     train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
     val_users, val_items, val_ratings = data.val.users, data.val.items, data.val.ratings
-    scale = data.rating_scale
-
-    @jax.jit
-    def val_predictions(params, rest, users, items):
-        return jnp.clip(merge_module(graphdef, params, rest)(users, items), *scale)
-
-    def init(key: jax.Array):
-        return init_state(MatrixFactorization(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1]
+    scale = tuple(float(bound) for bound in data.rating_scale)
 
     def validate(state) -> dict[str, float]:
         if len(val_ratings) == 0:
             return {}
-        error = np.asarray(val_predictions(state.params, state.rest, val_users, val_items)) - val_ratings
+        error = np.asarray(clipped_predictions(graphdef, state.params, state.rest, val_users, val_items, scale=scale)) - val_ratings
         return {"val_rmse": float(np.sqrt(np.mean(error**2))), "val_mae": float(np.mean(np.abs(error)))}
 
     return TrainTask(
-        init=init,
+        init=jit_init(factory, tx),
         train_epoch=lambda state, key: epoch(state, train_arrays, key),
         validate=validate,
         monitor="val_rmse" if len(val_ratings) else "train_loss",

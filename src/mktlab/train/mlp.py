@@ -15,7 +15,7 @@ from mktlab.evaluation.classification import binary_report
 from mktlab.models.mlp import ResponseMLP, prior_shift_for
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
-from mktlab.train.state import init_state, merge_module
+from mktlab.train.state import abstract_graphdef, jit_init, merge_module
 from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, num_batches, scan_epoch
 
 IMBALANCE = ("weight", "sample", "none")
@@ -101,7 +101,8 @@ def build_task(cfg: Any, data: TabularData) -> TrainTask:
     steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
     tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
     kwargs = module_kwargs(cfg, data)
-    graphdef, _ = init_state(ResponseMLP(**kwargs, rngs=nnx.Rngs(0)), tx)
+    factory = lambda rngs: ResponseMLP(**kwargs, rngs=rngs)  # noqa: E731
+    graphdef = abstract_graphdef(factory)
     pos_weight, _ = class_weighting(cfg, data)
     loss = lambda model, batch, *, key: bce_loss(model, batch, key=key, pos_weight=pos_weight)  # noqa: E731
     step = make_train_step(graphdef, loss, tx)
@@ -118,9 +119,6 @@ def build_task(cfg: Any, data: TabularData) -> TrainTask:
     def val_probabilities(params, rest, numeric, categorical):
         return merge_module(graphdef, params, rest).probability(numeric, categorical)
 
-    def init(key: jax.Array):
-        return init_state(ResponseMLP(**kwargs, rngs=nnx.Rngs(params=key)), tx)[1]
-
     def validate(state) -> dict[str, float]:
         if len(val) == 0:
             return {}
@@ -129,7 +127,7 @@ def build_task(cfg: Any, data: TabularData) -> TrainTask:
         return {k: report[k] for k in VALIDATION_METRICS}  # accuracy at 0.5 is flat at the non-buyer share
 
     return TrainTask(
-        init=init,
+        init=jit_init(factory, tx),
         train_epoch=lambda state, key: epoch(state, train_arrays, key),
         validate=validate,
         monitor="val_roc_auc" if has_val else "train_loss",

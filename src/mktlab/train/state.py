@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import nnx, struct
 
 
@@ -36,3 +38,14 @@ def merge_module(graphdef: nnx.GraphDef, params: Any, rest: Any) -> nnx.Module:
 def init_state(module: nnx.Module, tx: Any) -> tuple[nnx.GraphDef, TrainState]:
     graphdef, params, rest = split_module(module)
     return graphdef, TrainState(params=params, rest=rest, opt_state=tx.init(params), step=jnp.zeros((), jnp.int32))
+
+
+def abstract_graphdef(factory: Callable[[nnx.Rngs], nnx.Module]) -> nnx.GraphDef:
+    """The graph of the module `factory(rngs)` builds, without computing any parameter."""
+    return split_module(nnx.eval_shape(lambda: factory(nnx.Rngs(0))))[0]
+
+
+def jit_init(factory: Callable[[nnx.Rngs], nnx.Module], tx: optax.GradientTransformation) -> Callable[[jax.Array], TrainState]:
+    """`init(key) -> TrainState` of the module `factory(rngs)` builds, as one compiled program
+    (building it op by op eagerly costs seconds of dispatch)."""
+    return jax.jit(lambda key: init_state(factory(nnx.Rngs(params=key)), tx)[1])

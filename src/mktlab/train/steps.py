@@ -6,6 +6,7 @@ A step is `step(state, batch, *, key) -> (state, metrics)`; an epoch is one
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -49,6 +50,31 @@ def num_batches(num_examples: int, batch_size: int) -> int:
     return max(num_examples // batch_size, 1)
 
 
+def shuffled_order(key: jax.Array, n: int) -> jax.Array:
+    """A random permutation of `range(n)` (int32), the same for the same `key`.
+
+    `jax.random.permutation` sorts (random key, index) pairs, and XLA's two-operand sort
+    is slow on a CPU: it cost more than the rest of a matrix-factorization epoch (35 ms
+    for 80k ratings). Here each round sorts one uint32 array whose high bits are random
+    and whose low bits are the position, a single-operand sort that is ~10x cheaper, and
+    reads the new order off the low bits. A pair of elements keeps its prior order only
+    when it draws the same high bits; rounds are added until the expected number of
+    pairs that tie in every round is below one. Works under `vmap` (one order per key).
+    """
+    position_bits = max(1, math.ceil(math.log2(max(n, 2))))
+    random_bits = 32 - position_bits
+    if random_bits < 4:
+        raise ValueError(f"cannot shuffle {n} rows with 32-bit sort keys")
+    rounds = max(1, math.ceil((2 * position_bits - 1) / random_bits))
+    positions = jax.lax.iota(jnp.uint32, n)
+    low_mask = jnp.uint32((1 << position_bits) - 1)
+    order = jax.lax.iota(jnp.int32, n)
+    for round_key in jax.random.split(key, rounds):
+        high = jax.random.bits(round_key, (n,), jnp.uint32) >> position_bits << position_bits
+        order = order[(jnp.sort(high | positions) & low_mask).astype(jnp.int32)]
+    return order
+
+
 def scan_epoch(step: Step, state: Any, arrays: Batch, *, key: jax.Array, batch_size: int) -> tuple[Any, Metrics]:
     """One epoch: shuffle with `key`, run `step` on each full minibatch inside `lax.scan`.
 
@@ -58,7 +84,7 @@ def scan_epoch(step: Step, state: Any, arrays: Batch, *, key: jax.Array, batch_s
     batch_size = min(batch_size, n)
     steps = num_batches(n, batch_size)
     shuffle_key, step_key = jax.random.split(key)
-    order = jax.random.permutation(shuffle_key, n)[: steps * batch_size].reshape(steps, batch_size)
+    order = shuffled_order(shuffle_key, n)[: steps * batch_size].reshape(steps, batch_size)
 
     def body(carry: Any, inputs: tuple[jax.Array, jax.Array]) -> tuple[Any, Metrics]:
         index, rows = inputs
@@ -81,4 +107,4 @@ def batched_apply(fn: Callable[..., jax.Array], arrays: Batch, batch_size: int) 
     return jnp.concatenate(outputs) if outputs else jnp.zeros((0,))
 
 
-__all__ = ["make_train_step", "scan_epoch", "compile_epoch", "batched_apply", "num_batches"]
+__all__ = ["make_train_step", "shuffled_order", "scan_epoch", "compile_epoch", "batched_apply", "num_batches"]
