@@ -58,3 +58,23 @@ def run_mktlab(args: list[str], tmp_path: Path, *, timeout: int = 600) -> subpro
 @pytest.fixture
 def mktlab_cli(tmp_path: Path):
     return lambda args, **kw: run_mktlab(args, tmp_path, **kw)
+
+
+def assert_rerun_reproduces(store: Store, run: object, tmp_path: Path) -> object:
+    """`mktlab-rerun` of `run` says "identical metrics", and the new run's params and metrics (timings aside) equal the original's."""
+    done = subprocess.run([str(Path(MKTLAB).with_name("mktlab-rerun")), run.info.run_id, "--tracking-uri", store.uri,
+                           "--run-dir", str(tmp_path / "rerun")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "identical metrics" in done.stderr
+    experiment = store.client.get_experiment(run.info.experiment_id).name
+    (repeated,) = [r for r in store.runs(experiment) if r.data.tags.get("mktlab.rerun_of") == run.info.run_id]
+    timing = {k for k in run.data.metrics if k.endswith("_seconds")}
+    assert {k: v for k, v in repeated.data.metrics.items() if k not in timing} == {k: v for k, v in run.data.metrics.items() if k not in timing}
+    assert repeated.data.params == run.data.params
+    return repeated
+
+
+@pytest.fixture
+def rerun_reproduces(store: Store, tmp_path: Path):
+    """`rerun_reproduces(run)`: see `assert_rerun_reproduces`."""
+    return lambda run: assert_rerun_reproduces(store, run, tmp_path)

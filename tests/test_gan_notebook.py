@@ -1,4 +1,4 @@
-"""One real run of the GAN notebook: `mktlab model=gan` with a tiny config into a temporary MLflow store."""
+"""One real run of the GAN notebook: `mktlab model=gan` with a tiny config into a temporary MLflow store, and its rerun."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 
 @pytest.mark.slow
-def test_mktlab_gan_run_logs_metrics_and_images(mktlab_cli, store, tmp_path) -> None:
+def test_mktlab_gan_run_logs_metrics_and_images(mktlab_cli, store, tmp_path, rerun_reproduces) -> None:
     args = ["model=gan", "trainer.epochs=2", "trainer.sample_every=1", "trainer.progress=false", "data.subsample=400",
             "model.g_features=8", "model.d_features=8", "model.classifier_epochs=2", "model.eval_samples=128",
             f"paths.cache={tmp_path / 'cache'}", *store.overrides]
@@ -42,3 +42,5 @@ def test_mktlab_gan_run_logs_metrics_and_images(mktlab_cli, store, tmp_path) -> 
     images = generate_from_run(run.info.run_id, 5, tracking_uri=store.uri, seed=3)
     assert images.shape == (5, 8, 8, 1) and np.all(np.abs(images) <= 1.0)
     np.testing.assert_array_equal(images, generate_from_run(run.info.run_id, 5, tracking_uri=store.uri, seed=3))
+
+    rerun_reproduces(run)  # same machine and commit: identical metrics

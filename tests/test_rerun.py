@@ -26,18 +26,11 @@ def only_run(store, experiment: str, **tag_filter):
 
 
 @pytest.mark.parametrize("model", sorted(TINY))
-def test_rerun_reproduces_the_metrics(model: str, store, mktlab_cli, tmp_path: Path) -> None:
+def test_rerun_reproduces_the_metrics(model: str, store, mktlab_cli, rerun_reproduces) -> None:
+    """The GAN's rerun is checked on the run of tests/test_gan_notebook.py."""
     done = mktlab_cli([*TINY[model], *store.overrides])
     assert done.returncode == 0, done.stderr[-3000:]
-    original = only_run(store, model)
-    rerun = subprocess.run([BIN / "mktlab-rerun", original.info.run_id, "--tracking-uri", store.uri, "--run-dir", str(tmp_path / "rerun")],
-                           capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "identical metrics" in rerun.stderr
-    repeated = only_run(store, model, **{"mktlab.rerun_of": original.info.run_id})
-    timing = {k for k in original.data.metrics if k.endswith("_seconds")}
-    assert {k: v for k, v in repeated.data.metrics.items() if k not in timing} == {k: v for k, v in original.data.metrics.items() if k not in timing}
-    assert repeated.data.params == original.data.params
+    rerun_reproduces(only_run(store, model))
 
 
 def test_diff_names_exactly_the_changed_keys(store) -> None:
