@@ -155,8 +155,8 @@ def fit_loop_vectorized(
     trackers: Sequence[Tracking | None],
     desc: str = "train",
 ) -> list[FitResult]:
-    """Train one copy of `task` per key pair in one compiled program (`jax.lax.map` over the keys,
-    `trainer.seed_batch` copies at a time under `jax.vmap`).
+    """Train one copy of `task` per key pair with one compiled epoch (`trainer.seed_batch`
+    copies at a time under `jax.vmap`, the groups in turn).
 
     Parameters, optimizer state and data order are all per copy; each copy validates,
     stops early and keeps its best epoch exactly as `fit_loop` would with its keys, so
@@ -180,11 +180,11 @@ class _SeedGroup:
     """Copies of a task stepped together: one state, stacked under `jax.vmap` when it holds several."""
 
     def __init__(self, task: TrainTask, members: list[int], model_keys: list[jax.Array], train_keys: list[jax.Array],
-                 batched_epoch: Callable[[Any, jax.Array], tuple[Any, dict[str, Any]]] | None = None) -> None:
+                 batched_epoch: Callable[[Any, jax.Array], tuple[Any, dict[str, Any]]]) -> None:
         self.members, self.batched = members, len(members) > 1
         self._train_keys = [train_keys[i] for i in members]
         if self.batched:
-            self._epoch = batched_epoch or jax.jit(jax.vmap(task.train_epoch))
+            self._epoch = batched_epoch
             self.state = jax.vmap(task.init)(jax.numpy.stack([model_keys[i] for i in members]))
         else:
             self._epoch = task.train_epoch
@@ -213,11 +213,11 @@ class _SeedGroup:
 
 
 def _seed_groups(task: TrainTask, trainer: TrainerConfig, model_keys: jax.Array, train_keys: jax.Array, vectorized: bool) -> list[_SeedGroup]:
+    batched_epoch = jax.jit(jax.vmap(task.train_epoch))  # compiled on first call, once per group size
     if not vectorized:
-        return [_SeedGroup(task, [0], [model_keys], [train_keys])]
+        return [_SeedGroup(task, [0], [model_keys], [train_keys], batched_epoch)]
     model_keys, train_keys = list(model_keys), list(train_keys)
     size = seeds_in_lockstep(trainer, len(model_keys))
-    batched_epoch = jax.jit(jax.vmap(task.train_epoch))  # one program per group size, shared by the groups
     return [_SeedGroup(task, list(range(start, min(start + size, len(model_keys)))), model_keys, train_keys, batched_epoch)
             for start in range(0, len(model_keys), size)]
 
@@ -239,10 +239,8 @@ def _train(
         if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
             tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
     groups = _seed_groups(task, trainer, model_keys, train_keys, vectorized)
-    members = [_Member(FitResult(state=None, graphdef=task.graphdef), t) for t in trackers]
-    for group in groups:
-        for i in group.members:
-            members[i].result.state = group.member_state(i)
+    group_of = [group for group in groups for _ in group.members]  # groups hold consecutive members
+    members = [_Member(FitResult(state=group_of[i].member_state(i), graphdef=task.graphdef), t) for i, t in enumerate(trackers)]
     bar = tqdm(range(1, trainer.epochs + 1), desc=desc, unit="epoch", disable=not trainer.progress, file=sys.stderr, dynamic_ncols=True)
     for epoch in bar:
         for group in groups:
@@ -251,9 +249,8 @@ def _train(
         for i, member in enumerate(members):
             if not member.active:
                 continue
-            group = next(g for g in groups if i in g.members)
-            state = group.member_state(i)
-            row = {f"train_{k}": float(v) for k, v in group.member_metrics(i).items()}
+            state = group_of[i].member_state(i)
+            row = {f"train_{k}": float(v) for k, v in group_of[i].member_metrics(i).items()}
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
                 bar.close()
@@ -290,7 +287,7 @@ def _train(
     for i, member in enumerate(members):
         result = member.result
         if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
-            result.state, result.best_epoch = next(g for g in groups if i in g.members).member_state(i), result.history[-1]["epoch"]
+            result.state, result.best_epoch = group_of[i].member_state(i), result.history[-1]["epoch"]
         result.seconds = seconds
         if member.tracker is not None and math.isfinite(result.best_score):
             member.tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})

@@ -15,9 +15,9 @@ from mktlab.data.clicklog import ClickLogData, ClickSplit
 from mktlab.evaluation.clicks import click_report
 from mktlab.models.lstm import ClickLSTM
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
-from mktlab.train.optim import build_optimizer
+from mktlab.train.optim import epoch_optimizer
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
-from mktlab.train.steps import compile_epoch, make_train_step, num_batches
+from mktlab.train.steps import compile_epoch, make_train_step
 
 MODEL_INPUTS = ("history", "lengths", "items", "history_clicks")
 MONITORS = {"val_roc_auc": "max", "val_gauc": "max", "val_log_loss": "min"}
@@ -90,8 +90,7 @@ def build_task(cfg: Any, data: ClickLogData) -> TrainTask:
     """The loop's view of the LSTM click predictor on `data`."""
     if cfg.model.monitor not in MONITORS:
         raise ValueError(f"model.monitor={cfg.model.monitor!r}: expected one of {', '.join(MONITORS)}")
-    steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
-    tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: ClickLSTM(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)

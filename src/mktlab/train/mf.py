@@ -13,9 +13,9 @@ from flax import nnx
 from mktlab.data.ratings import RatingsData
 from mktlab.models.mf import MatrixFactorization
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
-from mktlab.train.optim import build_optimizer
+from mktlab.train.optim import epoch_optimizer
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, num_batches
+from mktlab.train.steps import batched_apply, compile_epoch, make_train_step
 
 
 def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float) -> tuple[jax.Array, dict]:
@@ -54,8 +54,7 @@ def clipped_predictions(graphdef: nnx.GraphDef, params: Any, rest: Any, users: j
 
 def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     """The loop's view of matrix factorization on `data`."""
-    steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
-    tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: MatrixFactorization(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)

@@ -14,9 +14,9 @@ from mktlab.data.tabular import TabularData, TabularSplit
 from mktlab.evaluation.classification import binary_report
 from mktlab.models.mlp import ResponseMLP, prior_shift_for
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
-from mktlab.train.optim import build_optimizer
+from mktlab.train.optim import epoch_optimizer
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, num_batches, scan_epoch
+from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, scan_epoch
 
 IMBALANCE = ("weight", "sample", "none")
 VALIDATION_METRICS = ("val_roc_auc", "val_pr_auc", "val_log_loss", "val_brier")
@@ -98,8 +98,7 @@ def predict(model: ResponseMLP, split: TabularSplit, *, batch_size: int = 65536)
 
 def build_task(cfg: Any, data: TabularData) -> TrainTask:
     """The loop's view of the MLP on `data`: early stopping on validation ROC AUC."""
-    steps_per_epoch = num_batches(len(data.train), cfg.trainer.batch_size)
-    tx = build_optimizer(cfg.optim, total_steps=steps_per_epoch * cfg.trainer.epochs, steps_per_epoch=steps_per_epoch)
+    tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: ResponseMLP(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)

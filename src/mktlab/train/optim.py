@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import optax
 
-from mktlab.config.schema import OptimConfig
+from mktlab.config.schema import OptimConfig, TrainerConfig
+from mktlab.train.steps import num_batches
 
 
 def learning_rate(cfg: OptimConfig, total_steps: int, steps_per_epoch: int) -> optax.Schedule | float:
@@ -44,3 +45,9 @@ def build_optimizer(cfg: OptimConfig, *, total_steps: int = 1, steps_per_epoch: 
     else:
         raise ValueError(f"optim.name={cfg.name!r}: expected adam, adamw or sgd")
     return optax.chain(*parts)
+
+
+def epoch_optimizer(cfg: OptimConfig, trainer: TrainerConfig, num_examples: int) -> optax.GradientTransformation:
+    """`build_optimizer` with its schedule sized for `trainer.epochs` epochs of full minibatches of `num_examples`."""
+    steps_per_epoch = num_batches(num_examples, trainer.batch_size)
+    return build_optimizer(cfg, total_steps=steps_per_epoch * trainer.epochs, steps_per_epoch=steps_per_epoch)
