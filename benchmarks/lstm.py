@@ -3,8 +3,9 @@
 Same data (the training split of the configured click log), same architecture (item
 embedding -> LSTM over the masked history -> [final state, target embedding] -> dense
 ReLU -> logit), same batch size, sequence length, loss and optimizer (Adam), full
-minibatches of a shuffled epoch on both sides. JAX uses every core (`--single-thread`:
-one); PyTorch is timed with one thread and with every core (`--torch-threads`), because
+minibatches of a shuffled epoch on both sides. mktlab runs as configured: by default each
+core is a JAX device and takes an equal share of the batch (`trainer.data_parallel`);
+`--single-thread` keeps JAX on one device and one thread. PyTorch is timed with one thread and with every core (`--torch-threads`), because
 on a busy machine its OpenMP threads can slow it down several times over. All are
 warmed up first (mktlab: one epoch, which compiles it; PyTorch: a few batches), then
 timed in interleaved rounds so that each meets the same load; the fastest epoch counts.
@@ -111,6 +112,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.single_thread:  # XLA reads its flags when JAX starts, so before the import below
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_multi_thread_eigen=false".strip()
+        os.environ["MKTLAB_CPU_DEVICES"] = "1"
 
     import jax
     import torch
@@ -118,6 +120,7 @@ def main() -> None:
     from mktlab.config import compose, to_dataclasses
     from mktlab.data import load
     from mktlab.train.lstm import build_task
+    from mktlab.train.steps import training_mesh
 
     cfg = to_dataclasses(compose(["model=lstm", "trainer.progress=false", *args.overrides]))
     data = load(cfg)
@@ -125,6 +128,8 @@ def main() -> None:
     print(f"data: {len(data.train)} training impressions, {data.num_embeddings} item rows, max_len {data.max_len}, "
           f"batch {cfg.trainer.batch_size}; model: embed {m.embed_dim}, hidden {m.hidden}, layers {m.layers}, "
           f"bidirectional {m.bidirectional}, dense {m.dense}, labels {cfg.data.use_labels}")
+    mesh = training_mesh(cfg.trainer, len(data.train))
+    print(f"mktlab splits each batch over {mesh.devices.size if mesh is not None else 1} device(s)")
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({1 if args.single_thread else cores} thread(s)); "
           f"PyTorch {torch.__version__} on CPU; {cores} cores")
 

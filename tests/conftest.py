@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+import mktlab.train  # noqa: F401  (before any JAX computation: one CPU device per core)
 from mktlab.config import compose, to_dataclasses
 
 ROOT = Path(__file__).resolve().parents[1]

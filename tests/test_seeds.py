@@ -19,6 +19,16 @@ MF_TINY = ["model=mf", "trainer.progress=false", "data.subsample=4000", "trainer
 
 MLP_TINY = ["model=mlp", "trainer.progress=false", "data.subsample=1500", "trainer.epochs=3", "model.hidden=[8]"]
 
+# Validated at epochs 2 and 3 only: epoch 1 is neither a candidate nor counted as patience.
+GAN_TINY = ["model=gan", "trainer.progress=false", "data.subsample=400", "trainer.epochs=3", "trainer.sample_every=2",
+            "model.g_features=8", "model.d_features=8", "model.classifier_epochs=2", "model.eval_samples=128"]
+
+
+@pytest.fixture(scope="module")
+def gan_cache(tmp_path_factory) -> str:
+    """One evaluation classifier for the module's GAN tests."""
+    return f"paths.cache={tmp_path_factory.mktemp('gan-cache')}"
+
 
 @pytest.mark.parametrize(
     "overrides, tolerance",
@@ -63,3 +73,54 @@ def test_seed_children_and_parent_summary(store) -> None:
     recorded = store.client.get_run(parent.run_id).data.metrics
     assert recorded["test_rmse"] == pytest.approx(values.mean()) and recorded["test_rmse_std"] == pytest.approx(values.std(ddof=1))
     assert report.metrics["num_seeds"] == 3
+
+
+@pytest.mark.parametrize("seed_batch, tolerance", [pytest.param(1, 1e-6, id="in turn"), pytest.param(2, 1e-5, id="under vmap")])
+def test_gan_seeds_equal_separate_runs(gan_cache: str, seed_batch: int, tolerance: float) -> None:
+    """Each seed has its own fixed and evaluation latents and rendered frames; all share one
+    classifier and one compiled epoch, and each equals its separate `fit`."""
+    from mktlab.train.gan import GANFitResult
+
+    cfg = to_dataclasses(compose([*GAN_TINY, gan_cache, "trainer.seeds=[3,5]", f"trainer.seed_batch={seed_batch}"]))
+    data = load(cfg)
+    together = fit(cfg, data)
+    assert isinstance(together, SeedResults) and all(isinstance(r, GANFitResult) for r in together.results)
+    assert together.results[0].scorer is together.results[1].scorer
+    for seed, result in zip(together.seeds, together.results):
+        alone = fit(dataclasses.replace(cfg, seed=seed, trainer=dataclasses.replace(cfg.trainer, seeds=None)), data)
+        assert [sorted(row) for row in result.history] == [sorted(row) for row in alone.history]
+        assert [r["epoch"] for r in result.history if "val_fid" in r] == [2, 3]
+        for a, b in zip(result.history, alone.history):
+            for key in a:
+                assert a[key] == pytest.approx(b[key], rel=tolerance, abs=tolerance), key
+        assert result.best_epoch == alone.best_epoch
+        assert sorted(result.samples) == sorted(alone.samples) == [0, 2, 3]
+        for epoch in result.samples:
+            np.testing.assert_allclose(result.samples[epoch], alone.samples[epoch], atol=tolerance)
+    assert not np.allclose(together.results[0].samples[3], together.results[1].samples[3])
+
+
+def test_gan_seed_children_parent_summary_and_saved_generator(store, gan_cache: str) -> None:
+    from mktlab.evaluation.gan import evaluate as evaluate_gan
+    from mktlab.train.gan import generate_from_run
+
+    config = to_container(compose([*GAN_TINY, gan_cache, "trainer.num_seeds=2", *store.overrides]))
+    cfg = to_dataclasses(config)
+    data = load(cfg)
+    parent = open_run(config)
+    report = evaluate_gan(cfg, fit(cfg, data, parent), data).log(parent)
+    report.close_figures()
+    children = [r for r in store.runs("gan") if r.data.tags.get("mlflow.parentRunId") == parent.run_id]
+    assert sorted(r.data.params["seed"] for r in children) == ["0", "1"]
+    assert all(r.info.status == "FINISHED" and "test_fid" in r.data.metrics for r in children)
+    assert all(len(store.client.get_metric_history(r.info.run_id, "val_fid")) == 2 for r in children)
+    values = np.array([r.data.metrics["test_fid"] for r in children])
+    recorded = store.client.get_run(parent.run_id).data.metrics
+    assert recorded["test_fid"] == pytest.approx(values.mean()) and recorded["test_fid_std"] == pytest.approx(values.std(ddof=1))
+    assert recorded["num_seeds"] == 2
+    assert {"samples/training.gif", "samples/final.png"} <= set(report.files) and "training_curves" in report.figures
+    logged = {a.path for a in store.client.list_artifacts(parent.run_id, "model")}
+    assert {"model/params.npz", "model/module.json"} <= logged
+    images = generate_from_run(parent.run_id, 4, tracking_uri=store.uri, seed=1)
+    assert images.shape == (4, 8, 8, 1) and np.all(np.abs(images) <= 1.0)
+    parent.finish()

@@ -62,6 +62,7 @@ class TrainerConfig:
     seeds: Optional[list[int]] = None  # train one copy per seed in one vectorized program (child run per seed)
     num_seeds: int = 1  # or: this many seeds from `seed` on (seed, seed+1, ...)
     seed_batch: Optional[int] = None  # seeds stepped in lockstep (vmap) within the one program; None: all on an accelerator, 1 on a CPU
+    data_parallel: bool = False  # split each batch over the local devices (a CPU's cores) and average the gradients
 
 
 # --------------------------------------------------------------------------- models

@@ -25,7 +25,7 @@ from mktlab.evaluation.images import (
     inception_score,
     png_bytes,
 )
-from mktlab.evaluation.report import Report
+from mktlab.evaluation.report import Report, per_seed
 from mktlab.train.gan import EVAL_LATENT_STREAM, GANFitResult, evaluation_count, generate
 
 METRICS = ("fid", "inception_score", "class_coverage")
@@ -75,6 +75,7 @@ def class_share_figure(shares: pd.DataFrame, *, title: str = "Classes the classi
     return fig
 
 
+@per_seed
 def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
     """Score `eval_samples` images of the kept generator against the held-out test images.
 
@@ -82,6 +83,10 @@ def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
     and `reference_*`: the same for as many real training images (FID against the test
     images; Inception score and coverage of the test images themselves), the values a
     perfect generator would reach.
+
+    With several seeds trained at once (`trainer.num_seeds`), each seed's report goes to
+    its child run; the returned report holds the mean and spread over seeds, and the first
+    seed's figures, files (samples, GIF) and generator, which the parent run saves.
     """
     from mktlab.train import run_keys
 

@@ -67,7 +67,8 @@ class Report:
 
 
 def aggregate(reports: list[Report]) -> Report:
-    """Mean and spread of each metric over seeds (`<metric>` and `<metric>_std`); the first seed's figures and tables."""
+    """Mean and spread of each metric over seeds (`<metric>` and `<metric>_std`); the first seed's
+    figures, tables, files and model (so the parent run, too, holds a loadable `model/`)."""
     keys = [k for k in reports[0].metrics if all(k in r.metrics for r in reports)]
     metrics: dict[str, float] = {}
     for key in keys:
@@ -75,7 +76,8 @@ def aggregate(reports: list[Report]) -> Report:
         metrics[key] = float(values.mean())
         metrics[f"{key}_std"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
     metrics["num_seeds"] = len(reports)
-    return Report(metrics=metrics, figures=reports[0].figures, tables=reports[0].tables)
+    first = reports[0]
+    return Report(metrics=metrics, figures=first.figures, tables=first.tables, model=first.model, files=first.files)
 
 
 def per_seed(evaluate: Callable[..., Report]) -> Callable[..., Report]:

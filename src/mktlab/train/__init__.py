@@ -12,7 +12,7 @@ import jax
 from mktlab.train.loop import FitResult, NonFiniteLossError, SeedResults, TrainTask, fit_loop, fit_loop_vectorized
 
 __all__ = [
-    "fit", "fit_seeds", "run_keys", "seed_list", "enable_compilation_cache",
+    "fit", "fit_seeds", "run_keys", "seed_list", "enable_compilation_cache", "enable_cpu_devices",
     "FitResult", "SeedResults", "NonFiniteLossError", "TrainTask", "fit_loop",
 ]
 
@@ -40,7 +40,35 @@ def enable_compilation_cache(directory: str | Path | None = None) -> Path | None
     return path
 
 
+CPU_DEVICES_ENV = "MKTLAB_CPU_DEVICES"
+MAX_CPU_DEVICES = 8
+
+
+def enable_cpu_devices(count: int | None = None) -> None:
+    """Show JAX one CPU device per core (at most 8), so a data-parallel step
+    (`trainer.data_parallel`) can split each batch over the cores.
+
+    `$MKTLAB_CPU_DEVICES` overrides the count (1: a single CPU device, as JAX's default).
+    Programs that are not split still run on the first device. JAX reads the setting when
+    it starts its backends, so this runs on import of `mktlab.train`; later, or when
+    `XLA_FLAGS` already sets a device count, it changes nothing.
+    """
+    if count is None:
+        setting = os.environ.get(CPU_DEVICES_ENV, "")
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if setting and not setting.isdigit():
+            raise ValueError(f"{CPU_DEVICES_ENV}={setting!r}: expected a whole number of CPU devices")
+        count = int(setting) if setting else min(cores, MAX_CPU_DEVICES)
+    if "xla_force_host_platform_device_count" in os.environ.get("XLA_FLAGS", ""):
+        return
+    from jax._src import xla_bridge
+
+    if not xla_bridge.backends_are_initialized():
+        jax.config.update("jax_num_cpu_devices", max(count, 1))
+
+
 enable_compilation_cache()
+enable_cpu_devices()
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
@@ -78,15 +106,21 @@ def fit(cfg: Any, data: Any, tracker: Any = None) -> FitResult | SeedResults:
 
 
 def fit_seeds(cfg: Any, data: Any, seeds: list[int], tracker: Any = None) -> SeedResults:
-    """Train one copy per seed with `jax.vmap` over their keys: parameters, optimizer state and data order per seed."""
+    """Train one copy per seed with one compiled epoch: parameters, optimizer state and data order per seed.
+
+    A model's module provides `build_task(cfg, data)`, one task for every seed, or, when
+    its validation or results depend on the seed (the GAN's fixed latents and rendered
+    samples), `build_seed_tasks(cfg, data, seeds)`, one task per seed sharing one epoch.
+    """
     module = importlib.import_module(f"mktlab.train.{cfg.model.name}")
-    if not hasattr(module, "build_task"):
-        raise NotImplementedError(f"model {cfg.model.name} cannot train several seeds at once (no build_task)")
-    task = module.build_task(cfg, data)
+    if hasattr(module, "build_seed_tasks"):
+        tasks = module.build_seed_tasks(cfg, data, seeds)
+    else:
+        tasks = module.build_task(cfg, data)
     keys = [run_keys(seed) for seed in seeds]
     children = [_child_run(cfg, data, seed, tracker) for seed in seeds] if tracker is not None else [None] * len(seeds)
     results = fit_loop_vectorized(
-        task,
+        tasks,
         cfg.trainer,
         model_keys=jax.numpy.stack([k["model_key"] for k in keys]),
         train_keys=jax.numpy.stack([k["train_key"] for k in keys]),

@@ -353,33 +353,58 @@ def build_training(cfg: Any, data: ImageData) -> GANTraining:
     )
 
 
-def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
-    """Train the GAN on `data.train`; the epoch with the lowest validation FID is kept.
+@dataclass(frozen=True)
+class GANSetup:
+    """What every seed of one configuration shares: the compiled training, the evaluation
+    classifier (as `scorer`) and the validation images' statistics.
 
-    Every `trainer.sample_every` epochs (and at the last) the fixed latent batch is
-    rendered and `eval_samples` generated images are scored against the validation
-    split (`val_fid`, `val_inception_score`, `val_class_coverage`).
+    Attributes:
+        training: the compiled networks, optimizers and epoch (`build_training`).
+        scorer: features and class probabilities under the evaluation classifier.
+        classifier_dir: the cached classifier's folder.
+        val_stats: Gaussian statistics of the validation images' features (None: too few images to score).
+        val_reference: the real-vs-real reference of the per-epoch validation metrics.
     """
-    from mktlab.train import run_keys
 
-    keys = run_keys(cfg.seed)
+    training: GANTraining
+    scorer: ImageScorer
+    classifier_dir: Path
+    val_stats: Any
+    val_reference: dict[str, float]
+
+
+def build_setup(cfg: Any, data: ImageData) -> GANSetup:
+    """The evaluation classifier (trained once per data set, then cached) and the compiled training of `cfg`."""
     classifier, classifier_dir = load_or_train_classifier(
         data, cache_dir=cfg.paths.cache, epochs=cfg.model.classifier_epochs, progress=cfg.trainer.progress
     )
     scorer = ImageScorer(classifier, batch_size=cfg.trainer.eval_batch_size)
-    m, trainer = cfg.model, cfg.trainer
-    training = build_training(cfg, data)
-    sample = training.sample
-    fixed_z = jax.random.normal(jax.random.fold_in(keys["model_key"], FIXED_LATENT_STREAM), (m.num_fixed_samples, m.latent_dim))
-    eval_z = jax.random.normal(jax.random.fold_in(keys["model_key"], EVAL_LATENT_STREAM), (evaluation_count(cfg, data), m.latent_dim))
-    frames: dict[int, np.ndarray] = {}
-
     val_stats, val_reference = None, {}
     if len(data.val) >= 2:
         val_features, _ = scorer(data.val.images)
         val_stats = gaussian_stats(val_features)
-        ref_features, ref_probs = scorer(data.train.images[: len(eval_z)])
-        val_reference = {f"val_{k}": v for k, v in image_metrics(ref_features, ref_probs, val_stats, min_share=m.coverage_min_share).items()}
+        ref_features, ref_probs = scorer(data.train.images[: evaluation_count(cfg, data)])
+        metrics = image_metrics(ref_features, ref_probs, val_stats, min_share=cfg.model.coverage_min_share)
+        val_reference = {f"val_{k}": v for k, v in metrics.items()}
+    return GANSetup(training=build_training(cfg, data), scorer=scorer, classifier_dir=classifier_dir,
+                    val_stats=val_stats, val_reference=val_reference)
+
+
+def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTask:
+    """One seed's task: its fixed and evaluation latents (from the seed's model key), its
+    rendered frames, validation and hook; its result is a `GANFitResult`.
+
+    Every seed's task shares `setup.training.epoch`, so seeds train together with one
+    compiled epoch (`fit_loop_vectorized`).
+    """
+    from mktlab.train import run_keys
+
+    m, trainer, training, scorer = cfg.model, cfg.trainer, setup.training, setup.scorer
+    model_key = run_keys(seed)["model_key"]
+    sample = training.sample
+    fixed_z = jax.random.normal(jax.random.fold_in(model_key, FIXED_LATENT_STREAM), (m.num_fixed_samples, m.latent_dim))
+    eval_z = jax.random.normal(jax.random.fold_in(model_key, EVAL_LATENT_STREAM), (evaluation_count(cfg, data), m.latent_dim))
+    frames: dict[int, np.ndarray] = {}
 
     def due(epoch: int) -> bool:
         return epoch % max(trainer.sample_every, 1) == 0 or epoch == trainer.epochs
@@ -394,21 +419,42 @@ def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
 
     def validate(state: GANState) -> dict[str, float]:
         epoch = int(state.g.step) // training.steps_per_epoch
-        if val_stats is None or not due(epoch):
+        if setup.val_stats is None or not due(epoch):
             return {}  # the loop then neither selects nor counts patience on this epoch
         images = map_in_chunks(lambda z: sample(state.g.params, state.g.rest, z), eval_z, trainer.eval_batch_size)
         features, probs = scorer(images)
-        return {f"val_{k}": v for k, v in image_metrics(features, probs, val_stats, min_share=m.coverage_min_share).items()}
+        return {f"val_{k}": v for k, v in image_metrics(features, probs, setup.val_stats, min_share=m.coverage_min_share).items()}
 
     def on_epoch_end(epoch: int, state: GANState, row: dict[str, float]) -> None:
         if due(epoch):
             frames[epoch] = render(state)
 
-    task = TrainTask(init=init, train_epoch=training.epoch, validate=validate, monitor="val_fid", mode="min",
-                     on_epoch_end=on_epoch_end)
-    result = fit_loop(task, trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="gan")
-    return GANFitResult(
-        **{f: getattr(result, f) for f in result.__dataclass_fields__},
-        samples=frames, generator_kwargs=training.g_kwargs, g_graphdef=training.g_graphdef, scorer=scorer,
-        classifier_dir=classifier_dir, val_reference=val_reference,
-    )
+    def finish(result: FitResult) -> GANFitResult:
+        return GANFitResult(
+            **{f: getattr(result, f) for f in result.__dataclass_fields__},
+            samples=frames, generator_kwargs=training.g_kwargs, g_graphdef=training.g_graphdef, scorer=scorer,
+            classifier_dir=setup.classifier_dir, val_reference=setup.val_reference,
+        )
+
+    return TrainTask(init=init, train_epoch=training.epoch, validate=validate, monitor="val_fid", mode="min",
+                     on_epoch_end=on_epoch_end, finish=finish)
+
+
+def build_seed_tasks(cfg: Any, data: ImageData, seeds: list[int]) -> list[TrainTask]:
+    """One `seed_task` per seed over one shared `build_setup` (one classifier, one compiled epoch)."""
+    setup = build_setup(cfg, data)
+    return [seed_task(cfg, data, setup, seed) for seed in seeds]
+
+
+def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
+    """Train the GAN on `data.train`; the epoch with the lowest validation FID is kept.
+
+    Every `trainer.sample_every` epochs (and at the last) the fixed latent batch is
+    rendered and `eval_samples` generated images are scored against the validation
+    split (`val_fid`, `val_inception_score`, `val_class_coverage`).
+    """
+    from mktlab.train import run_keys
+
+    keys = run_keys(cfg.seed)
+    (task,) = build_seed_tasks(cfg, data, [cfg.seed])
+    return fit_loop(task, cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="gan")  # type: ignore[return-value]

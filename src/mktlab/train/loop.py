@@ -27,7 +27,10 @@ class Tracking(Protocol):
 
 @dataclass
 class TrainTask:
-    """What the loop needs from a model.
+    """What the loop needs from a model: one trained copy's callbacks.
+
+    Copies trained together (`fit_loop_vectorized`) may each have a task of their own
+    (their own validation samples, hooks, result) as long as all share one `train_epoch`.
 
     Attributes:
         init: `init(key) -> state`.
@@ -38,6 +41,8 @@ class TrainTask:
         mode: `"min"` or `"max"`: which direction of `monitor` is better.
         graphdef: the module's graph, so the result can rebuild the best module.
         on_epoch_end: optional `hook(epoch, state, row)`, e.g. to render samples.
+        finish: optional `finish(result) -> result` applied to the copy's `FitResult` at the
+            end, e.g. to return a subclass carrying what the model's evaluation needs.
     """
 
     init: Callable[[jax.Array], Any]
@@ -47,6 +52,7 @@ class TrainTask:
     mode: str = "min"
     graphdef: Any = None
     on_epoch_end: Callable[[int, Any, dict[str, float]], None] | None = None
+    finish: Callable[[FitResult], FitResult] | None = None
 
 
 @dataclass
@@ -143,11 +149,11 @@ def fit_loop(
     Raises:
         NonFiniteLossError: a training or monitored metric became NaN or infinite.
     """
-    return _train(task, trainer, model_keys=model_key, train_keys=train_key, trackers=[tracker], desc=desc, vectorized=False)[0]
+    return _train([task], trainer, model_keys=[model_key], train_keys=[train_key], trackers=[tracker], desc=desc, vectorized=False)[0]
 
 
 def fit_loop_vectorized(
-    task: TrainTask,
+    task: TrainTask | Sequence[TrainTask],
     trainer: TrainerConfig,
     *,
     model_keys: jax.Array,
@@ -155,15 +161,23 @@ def fit_loop_vectorized(
     trackers: Sequence[Tracking | None],
     desc: str = "train",
 ) -> list[FitResult]:
-    """Train one copy of `task` per key pair with one compiled epoch (`trainer.seed_batch`
-    copies at a time under `jax.vmap`, the groups in turn).
+    """Train one copy per key pair with one compiled epoch (`trainer.seed_batch` copies at
+    a time under `jax.vmap`, the groups in turn).
 
-    Parameters, optimizer state and data order are all per copy; each copy validates,
-    stops early and keeps its best epoch exactly as `fit_loop` would with its keys, so
-    copy i's result equals a separate `fit_loop` run with `model_keys[i]`, `train_keys[i]`
-    (to float tolerance). Training ends when every copy has stopped.
+    `task` is one task for every copy, or one per copy (its own init, validation, hook and
+    finish) that all share the same `train_epoch`. Parameters, optimizer state and data
+    order are all per copy; each copy validates, stops early and keeps its best epoch
+    exactly as `fit_loop` would with its task and keys, so copy i's result equals a
+    separate `fit_loop` run with `model_keys[i]`, `train_keys[i]` (to float tolerance).
+    Training ends when every copy has stopped.
     """
-    return _train(task, trainer, model_keys=model_keys, train_keys=train_keys, trackers=list(trackers), desc=desc, vectorized=True)
+    tasks = [task] * len(trackers) if isinstance(task, TrainTask) else list(task)
+    if len(tasks) != len(trackers):
+        raise ValueError(f"{len(tasks)} tasks for {len(trackers)} copies")
+    if any(t.train_epoch is not tasks[0].train_epoch for t in tasks):
+        raise ValueError("copies trained together must share one train_epoch")
+    return _train(tasks, trainer, model_keys=list(model_keys), train_keys=list(train_keys), trackers=list(trackers), desc=desc,
+                  vectorized=True)
 
 
 @dataclass
@@ -177,18 +191,23 @@ class _Member:
 
 
 class _SeedGroup:
-    """Copies of a task stepped together: one state, stacked under `jax.vmap` when it holds several."""
+    """Copies stepped together: one state, stacked under `jax.vmap` when it holds several.
 
-    def __init__(self, task: TrainTask, members: list[int], model_keys: list[jax.Array], train_keys: list[jax.Array],
+    Each copy is initialized by its own task, so `init` need not be vmappable; only the
+    shared `train_epoch` runs under `jax.vmap`.
+    """
+
+    def __init__(self, tasks: list[TrainTask], members: list[int], model_keys: list[jax.Array], train_keys: list[jax.Array],
                  batched_epoch: Callable[[Any, jax.Array], tuple[Any, dict[str, Any]]]) -> None:
         self.members, self.batched = members, len(members) > 1
         self._train_keys = [train_keys[i] for i in members]
+        states = [tasks[i].init(model_keys[i]) for i in members]
         if self.batched:
             self._epoch = batched_epoch
-            self.state = jax.vmap(task.init)(jax.numpy.stack([model_keys[i] for i in members]))
+            self.state = jax.tree.map(lambda *leaves: jax.numpy.stack(leaves), *states)
         else:
-            self._epoch = task.train_epoch
-            self.state = task.init(model_keys[members[0]])
+            self._epoch = tasks[members[0]].train_epoch
+            self.state = states[0]
         self.metrics: dict[str, Any] = {}
 
     def train_epoch(self, epoch: int) -> None:
@@ -212,41 +231,41 @@ class _SeedGroup:
         return self._slice(self.metrics, i)
 
 
-def _seed_groups(task: TrainTask, trainer: TrainerConfig, model_keys: jax.Array, train_keys: jax.Array, vectorized: bool) -> list[_SeedGroup]:
-    batched_epoch = jax.jit(jax.vmap(task.train_epoch))  # compiled on first call, once per group size
-    if not vectorized:
-        return [_SeedGroup(task, [0], [model_keys], [train_keys], batched_epoch)]
-    model_keys, train_keys = list(model_keys), list(train_keys)
-    size = seeds_in_lockstep(trainer, len(model_keys))
-    return [_SeedGroup(task, list(range(start, min(start + size, len(model_keys)))), model_keys, train_keys, batched_epoch)
-            for start in range(0, len(model_keys), size)]
+def _seed_groups(tasks: list[TrainTask], trainer: TrainerConfig, model_keys: list[jax.Array], train_keys: list[jax.Array],
+                 vectorized: bool) -> list[_SeedGroup]:
+    batched_epoch = jax.jit(jax.vmap(tasks[0].train_epoch))  # compiled on first call, once per group size
+    size = seeds_in_lockstep(trainer, len(tasks)) if vectorized else 1
+    return [_SeedGroup(tasks, list(range(start, min(start + size, len(tasks)))), model_keys, train_keys, batched_epoch)
+            for start in range(0, len(tasks), size)]
 
 
 def _train(
-    task: TrainTask,
+    tasks: list[TrainTask],
     trainer: TrainerConfig,
     *,
-    model_keys: jax.Array,
-    train_keys: jax.Array,
+    model_keys: list[jax.Array],
+    train_keys: list[jax.Array],
     trackers: list[Tracking | None],
     desc: str,
     vectorized: bool,
 ) -> list[FitResult]:
-    if task.mode not in ("min", "max"):
-        raise ValueError(f"mode must be 'min' or 'max', got {task.mode!r}")
+    for task in tasks:
+        if task.mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {task.mode!r}")
     started = time.perf_counter()
-    for tracker in trackers:
+    for task, tracker in zip(tasks, trackers):
         if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
             tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
-    groups = _seed_groups(task, trainer, model_keys, train_keys, vectorized)
+    groups = _seed_groups(tasks, trainer, model_keys, train_keys, vectorized)
     group_of = [group for group in groups for _ in group.members]  # groups hold consecutive members
-    members = [_Member(FitResult(state=group_of[i].member_state(i), graphdef=task.graphdef), t) for i, t in enumerate(trackers)]
+    members = [_Member(FitResult(state=group_of[i].member_state(i), graphdef=task.graphdef), tracker)
+               for i, (task, tracker) in enumerate(zip(tasks, trackers))]
     bar = tqdm(range(1, trainer.epochs + 1), desc=desc, unit="epoch", disable=not trainer.progress, file=sys.stderr, dynamic_ncols=True)
     for epoch in bar:
         for group in groups:
             if any(members[i].active for i in group.members):
                 group.train_epoch(epoch)
-        for i, member in enumerate(members):
+        for i, (task, member) in enumerate(zip(tasks, members)):
             if not member.active:
                 continue
             state = group_of[i].member_state(i)
@@ -284,11 +303,13 @@ def _train(
             break
     bar.close()
     seconds = time.perf_counter() - started
-    for i, member in enumerate(members):
+    results = []
+    for i, (task, member) in enumerate(zip(tasks, members)):
         result = member.result
         if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
             result.state, result.best_epoch = group_of[i].member_state(i), result.history[-1]["epoch"]
         result.seconds = seconds
         if member.tracker is not None and math.isfinite(result.best_score):
             member.tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})
-    return [member.result for member in members]
+        results.append(task.finish(result) if task.finish is not None else result)
+    return results

@@ -17,7 +17,7 @@ from mktlab.models.lstm import ClickLSTM
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
-from mktlab.train.steps import compile_epoch, make_train_step
+from mktlab.train.steps import compile_epoch, make_train_step, training_mesh
 
 MODEL_INPUTS = ("history", "lengths", "items", "history_clicks")
 MONITORS = {"val_roc_auc": "max", "val_gauc": "max", "val_log_loss": "min"}
@@ -94,7 +94,8 @@ def build_task(cfg: Any, data: ClickLogData) -> TrainTask:
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: ClickLSTM(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)
-    epoch = compile_epoch(make_train_step(graphdef, click_loss, tx), cfg.trainer.batch_size)
+    step = make_train_step(graphdef, click_loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
+    epoch = compile_epoch(step, cfg.trainer.batch_size)
     train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
     score = scorer(graphdef, batch_size=cfg.trainer.eval_batch_size)
     has_val = len(data.val) > 0

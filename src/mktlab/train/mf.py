@@ -15,7 +15,7 @@ from mktlab.models.mf import MatrixFactorization
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import batched_apply, compile_epoch, make_train_step
+from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, training_mesh
 
 
 def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float) -> tuple[jax.Array, dict]:
@@ -59,7 +59,8 @@ def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     factory = lambda rngs: MatrixFactorization(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)
     loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2)  # noqa: E731
-    epoch = compile_epoch(make_train_step(graphdef, loss, tx), cfg.trainer.batch_size)
+    step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
+    epoch = compile_epoch(step, cfg.trainer.batch_size)
     train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
     val_users, val_items, val_ratings = data.val.users, data.val.items, data.val.ratings
     scale = tuple(float(bound) for bound in data.rating_scale)

@@ -16,7 +16,7 @@ from mktlab.models.mlp import ResponseMLP, prior_shift_for
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, scan_epoch
+from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, scan_epoch, training_mesh
 
 IMBALANCE = ("weight", "sample", "none")
 VALIDATION_METRICS = ("val_roc_auc", "val_pr_auc", "val_log_loss", "val_brier")
@@ -104,7 +104,7 @@ def build_task(cfg: Any, data: TabularData) -> TrainTask:
     graphdef = abstract_graphdef(factory)
     pos_weight, _ = class_weighting(cfg, data)
     loss = lambda model, batch, *, key: bce_loss(model, batch, key=key, pos_weight=pos_weight)  # noqa: E731
-    step = make_train_step(graphdef, loss, tx)
+    step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
     if cfg.model.imbalance == "sample":
         epoch = compile_balanced_epoch(step, cfg.trainer.batch_size)
     else:

@@ -7,13 +7,15 @@ A step is `step(state, batch, *, key) -> (state, metrics)`; an epoch is one
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, PartitionSpec
 
 from mktlab.train.state import TrainState, merge_module, split_module
 
@@ -21,28 +23,78 @@ Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
 LossFn = Callable[..., tuple[jax.Array, Metrics]]  # loss_fn(model, batch, *, key) -> (loss, metrics)
 Step = Callable[..., tuple[Any, Metrics]]  # step(state, batch, *, key) -> (state, metrics)
+BATCH_AXIS = "batch"  # the mesh axis a data-parallel step splits the batch over
 
 
-def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, tx: optax.GradientTransformation) -> Step:
+def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, tx: optax.GradientTransformation, *,
+                    mesh: Mesh | None = None) -> Step:
     """A supervised step: gradients of `loss_fn` w.r.t. the params, one optax update.
 
     `loss_fn(model, batch, *, key)` returns the scalar loss and a dict of extra scalar
-    metrics; batch statistics a module updates in the forward pass are kept.
+    metrics; batch statistics a module updates in the forward pass are kept. With a
+    `mesh` (see `data_parallel_mesh`) each device takes an equal share of the batch and
+    the gradients, metrics and floating-point batch statistics are averaged over the
+    devices: the mean loss of the whole batch, computed in parallel.
     """
 
-    def train_step(state: TrainState, batch: Batch, *, key: jax.Array) -> tuple[TrainState, Metrics]:
+    def gradients(params: Any, rest: Any, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics, Any, Any]:
         def objective(params: Any) -> tuple[jax.Array, tuple[Metrics, Any]]:
-            model = merge_module(graphdef, params, state.rest)
+            model = merge_module(graphdef, params, rest)
             loss, metrics = loss_fn(model, batch, key=key)
             return loss, (metrics, split_module(model)[2])
 
-        (loss, (metrics, rest)), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        (loss, (metrics, new_rest)), grads = jax.value_and_grad(objective, has_aux=True)(params)
+        return loss, metrics, new_rest, grads
+
+    if mesh is not None:
+        gradients = _split_over_devices(gradients, mesh)
+
+    def train_step(state: TrainState, batch: Batch, *, key: jax.Array) -> tuple[TrainState, Metrics]:
+        loss, metrics, rest, grads = gradients(state.params, state.rest, batch, key)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         new_state = state.replace(params=params, rest=rest, opt_state=opt_state, step=state.step + 1)
         return new_state, {"loss": loss, **metrics}
 
     return train_step
+
+
+def data_parallel_mesh(batch_size: int, devices: Sequence[jax.Device] | None = None) -> Mesh | None:
+    """A one-axis mesh ("batch") over the local devices that split a batch of `batch_size` evenly.
+
+    Uses the largest number of devices, at least two, that divides `batch_size`; None when
+    there is only one device (or no such split), and steps then run on one device. On a
+    CPU the devices are the host's cores (`enable_cpu_devices`).
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    count = next((n for n in range(len(devices), 1, -1) if batch_size % n == 0), 1)
+    return Mesh(np.array(devices[:count]), (BATCH_AXIS,)) if count > 1 else None
+
+
+def training_mesh(trainer: Any, num_examples: int) -> Mesh | None:
+    """The mesh a model's step splits its batches over: `data_parallel_mesh` of the batch an epoch
+    really uses when `trainer.data_parallel` is on, else None (one device)."""
+    if not trainer.data_parallel:
+        return None
+    return data_parallel_mesh(min(trainer.batch_size, max(num_examples, 1)))
+
+
+def _split_over_devices(gradients: Callable[..., Any], mesh: Mesh) -> Callable[..., Any]:
+    """`gradients(params, rest, batch, key)` with the batch split over `mesh` and the results averaged.
+
+    Each device draws its own dropout masks (the key folded with its index)."""
+
+    def per_device(params: Any, rest: Any, batch: Batch, key: jax.Array) -> Any:
+        key = jax.random.fold_in(key, jax.lax.axis_index(BATCH_AXIS))
+        loss, metrics, new_rest, grads = gradients(params, rest, batch, key)
+        mean = lambda tree: jax.tree.map(  # noqa: E731
+            lambda x: jax.lax.pmean(x, BATCH_AXIS) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+        )
+        return mean(loss), mean(metrics), mean(new_rest), mean(grads)
+
+    replicated, split = PartitionSpec(), PartitionSpec(BATCH_AXIS)
+    return jax.shard_map(per_device, mesh=mesh, in_specs=(replicated, replicated, split, replicated),
+                         out_specs=replicated, check_vma=False)
 
 
 def num_batches(num_examples: int, batch_size: int) -> int:
@@ -107,4 +159,4 @@ def batched_apply(fn: Callable[..., jax.Array], arrays: Batch, batch_size: int) 
     return jnp.concatenate(outputs) if outputs else jnp.zeros((0,))
 
 
-__all__ = ["make_train_step", "shuffled_order", "scan_epoch", "compile_epoch", "batched_apply", "num_batches"]
+__all__ = ["make_train_step", "data_parallel_mesh", "training_mesh", "shuffled_order", "scan_epoch", "compile_epoch", "batched_apply", "num_batches"]
