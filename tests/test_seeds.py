@@ -102,6 +102,7 @@ def test_gan_seeds_equal_separate_runs(gan_cache: str, seed_batch: int, toleranc
 
 def test_gan_seed_children_parent_summary_and_saved_generator(store, gan_cache: str) -> None:
     from mktlab.evaluation.gan import evaluate as evaluate_gan
+    from mktlab.evaluation.gan import reading
     from mktlab.train.gan import generate_from_run
 
     config = to_container(compose([*GAN_TINY, gan_cache, "trainer.num_seeds=2", *store.overrides]))
@@ -119,6 +120,7 @@ def test_gan_seed_children_parent_summary_and_saved_generator(store, gan_cache: 
     assert recorded["test_fid"] == pytest.approx(values.mean()) and recorded["test_fid_std"] == pytest.approx(values.std(ddof=1))
     assert recorded["num_seeds"] == 2
     assert {"samples/training.gif", "samples/final.png"} <= set(report.files) and "training_curves" in report.figures
+    assert f"test FID ± {values.std(ddof=1):.1f}" in reading(report, data)
     logged = {a.path for a in store.client.list_artifacts(parent.run_id, "model")}
     assert {"model/params.npz", "model/module.json"} <= logged
     images = generate_from_run(parent.run_id, 4, tracking_uri=store.uri, seed=1)

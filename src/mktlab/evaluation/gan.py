@@ -187,6 +187,14 @@ def reading(report: Report, data: ImageData, *, min_share: float = 0.01) -> str:
         spread = f"they fall into only {coverage} of the {ref_coverage} classes the real images cover: the generator has collapsed onto a few modes"
     else:
         spread = f"they cover {coverage} of the {ref_coverage} classes the real images cover: some kinds of image are missing"
+    seeds = int(m.get("num_seeds", 1))
+    if seeds > 1:
+        kept = (f"Each of the {seeds} seeds keeps the epoch with its lowest validation FID (on average epoch "
+                f"{m['best_epoch']:.1f} of {m['epochs_run']:.1f}); the figures are means over the seeds (test FID "
+                f"± {m['test_fid_std']:.1f}), the pictures and the saved generator (`model/`) are the first seed's, and ")
+    else:
+        kept = (f"The generator kept is that of epoch {int(m['best_epoch'])} of {int(m['epochs_run'])}, "
+                "the epoch with the lowest validation FID; its parameters are saved with the run (`model/`), and ")
     return (
         f"Scored by a classifier trained on the real {data.source} images (validation accuracy "
         f"{m['classifier_val_accuracy']:.1%}), {int(m['eval_samples'])} generated images are at a classifier FID of "
@@ -195,7 +203,5 @@ def reading(report: Report, data: ImageData, *, min_share: float = 0.01) -> str:
         f"Their classifier Inception score is {m['test_inception_score']:.2f} against {m['reference_inception_score']:.2f} "
         f"for real held-out images (the ceiling is {data.num_classes}), and, counting a class when at least "
         f"{min_share:.0%} of the images are classified as it, {spread}. "
-        f"The generator kept is that of epoch {int(m['best_epoch'])} of {int(m['epochs_run'])}, "
-        "the epoch with the lowest validation FID; its parameters are saved with the run (`model/`), and "
-        "`mktlab.train.gan.generate_from_run` draws new images from them."
+        f"{kept}`mktlab.train.gan.generate_from_run` draws new images from them."
     )
