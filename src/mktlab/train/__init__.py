@@ -122,8 +122,8 @@ def fit_seeds(cfg: Any, data: Any, seeds: list[int], tracker: Any = None) -> See
     results = fit_loop_vectorized(
         tasks,
         cfg.trainer,
-        model_keys=jax.numpy.stack([k["model_key"] for k in keys]),
-        train_keys=jax.numpy.stack([k["train_key"] for k in keys]),
+        model_keys=[k["model_key"] for k in keys],
+        train_keys=[k["train_key"] for k in keys],
         trackers=children,
         desc=f"{cfg.model.name} ×{len(seeds)} seeds",
     )

@@ -32,7 +32,7 @@ from mktlab.models.gan import Discriminator, Generator, ImageClassifier
 from mktlab.train.checkpoint import load_module, load_module_from_run, save_module
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
-from mktlab.train.state import TrainState, abstract_graphdef, jit_init, merge_module, split_module
+from mktlab.train.state import TrainState, abstract_graphdef, jit_init, merge_module
 from mktlab.train.steps import Step, compile_epoch, make_train_step, num_batches
 
 # Sub-keys of the run's model key: the parameter init uses the key itself.

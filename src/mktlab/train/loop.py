@@ -156,8 +156,8 @@ def fit_loop_vectorized(
     task: TrainTask | Sequence[TrainTask],
     trainer: TrainerConfig,
     *,
-    model_keys: jax.Array,
-    train_keys: jax.Array,
+    model_keys: Sequence[jax.Array],
+    train_keys: Sequence[jax.Array],
     trackers: Sequence[Tracking | None],
     desc: str = "train",
 ) -> list[FitResult]:
