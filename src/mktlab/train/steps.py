@@ -102,29 +102,45 @@ def num_batches(num_examples: int, batch_size: int) -> int:
     return max(num_examples // batch_size, 1)
 
 
+SHUFFLE_ROUNDS = 8  # Feistel rounds of `shuffled_order`: enough for uniform positions even over a few dozen rows
+
+
+def _mix32(x: jax.Array) -> jax.Array:
+    """A 32-bit integer hash (an xorshift-multiply finalizer): each output bit depends on every input bit."""
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
 def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     """A random permutation of `range(n)` (int32), the same for the same `key`.
 
-    `jax.random.permutation` sorts (random key, index) pairs, and XLA's two-operand sort
-    is slow on a CPU: it cost more than the rest of a matrix-factorization epoch (35 ms
-    for 80k ratings). Here each round sorts one uint32 array whose high bits are random
-    and whose low bits are the position, a single-operand sort that is ~10x cheaper, and
-    reads the new order off the low bits. A pair of elements keeps its prior order only
-    when it draws the same high bits; rounds are added until the expected number of
-    pairs that tie in every round is below one. Works under `vmap` (one order per key).
+    A keyed Feistel network permutes the `2**ceil(log2 n)` integers of the smallest
+    power-of-two range holding `n`: each round swaps the two halves of the bits and
+    XORs one half with a hash of the other and the round's key, a bijection whatever the
+    hash. Reading the permuted range in order and keeping the values below `n` gives the
+    permutation. It is all elementwise work plus one prefix sum and one gather: ~3x cheaper
+    on a CPU than sorting random keys (which cost 7 ms of a 17 ms matrix-factorization
+    epoch for 80k ratings), and it works under `vmap` (one order per key).
     """
-    position_bits = max(1, math.ceil(math.log2(max(n, 2))))
-    random_bits = 32 - position_bits
-    if random_bits < 4:
-        raise ValueError(f"cannot shuffle {n} rows with 32-bit sort keys")
-    rounds = max(1, math.ceil((2 * position_bits - 1) / random_bits))
-    positions = jax.lax.iota(jnp.uint32, n)
-    low_mask = jnp.uint32((1 << position_bits) - 1)
-    order = jax.lax.iota(jnp.int32, n)
-    for round_key in jax.random.split(key, rounds):
-        high = jax.random.bits(round_key, (n,), jnp.uint32) >> position_bits << position_bits
-        order = order[(jnp.sort(high | positions) & low_mask).astype(jnp.int32)]
-    return order
+    bits = max(1, math.ceil(math.log2(max(n, 2))))
+    if bits > 31:
+        raise ValueError(f"cannot shuffle {n} rows with 32-bit indices")
+    left_bits, right_bits = bits // 2, bits - bits // 2
+    values = jax.lax.iota(jnp.uint32, 1 << bits)
+    left, right = values >> right_bits, values & jnp.uint32((1 << right_bits) - 1)
+    for round_key in jax.random.bits(key, (SHUFFLE_ROUNDS,), jnp.uint32):
+        # (left, right) -> (right, left ^ hash(right)): the halves trade places and widths
+        left, right = right, left ^ (_mix32(right ^ round_key) & jnp.uint32((1 << left_bits) - 1))
+        left_bits, right_bits = right_bits, left_bits
+    permuted = (left << right_bits) | right
+    kept = permuted < n
+    # the k-th kept value sits where the running count of kept values first reaches k
+    running = jax.lax.associative_scan(jnp.add, kept.astype(jnp.int32))
+    where = jnp.searchsorted(running, jnp.arange(1, n + 1, dtype=jnp.int32))
+    return permuted[where].astype(jnp.int32)
 
 
 def scan_epoch(step: Step, state: Any, arrays: Batch, *, key: jax.Array, batch_size: int) -> tuple[Any, Metrics]:
