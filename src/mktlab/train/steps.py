@@ -121,9 +121,9 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     power-of-two range holding `n`: each round swaps the two halves of the bits and
     XORs one half with a hash of the other and the round's key, a bijection whatever the
     hash. Reading the permuted range in order and keeping the values below `n` gives the
-    permutation. It is all elementwise work plus one prefix sum and one gather: ~3x cheaper
-    on a CPU than sorting random keys (which cost 7 ms of a 17 ms matrix-factorization
-    epoch for 80k ratings), and it works under `vmap` (one order per key).
+    permutation. It is all elementwise work plus one prefix sum and one search: on a CPU,
+    2.2 ms for 80k ratings where sorting random keys took 7 ms of a 21 ms
+    matrix-factorization epoch. It works under `vmap` (one order per key).
     """
     bits = max(1, math.ceil(math.log2(max(n, 2))))
     if bits > 31:
