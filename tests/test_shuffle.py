@@ -24,6 +24,11 @@ def test_same_key_same_order_other_key_other_order() -> None:
     assert not np.array_equal(first, np.arange(500))
 
 
+def test_two_rows_come_in_both_orders() -> None:
+    firsts = np.asarray(jax.vmap(lambda key: shuffled_order(key, 2))(jax.random.split(jax.random.key(0), 400)))[:, 0]
+    assert 150 < np.sum(firsts == 0) < 250
+
+
 @pytest.mark.parametrize("n", [10, 37])
 def test_positions_and_pairs_are_uniform_over_keys(n: int) -> None:
     """Over many keys every row lands in every position, and every ordered pair leads the
