@@ -10,7 +10,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from mktlab.runner.execute import UnixSocketKernelManager, execute, kernel_manager_class
+from mktlab.runner.execute import execute
+from mktlab.runner.kernel import UnixSocketKernelManager, kernel_manager_class
 
 PROBE = """\
 from ipykernel.kernelapp import IPKernelApp
@@ -32,7 +33,6 @@ def write_notebook(path: Path, source: str) -> Path:
 @pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets")
 def test_kernels_talk_over_private_unix_sockets_and_remove_them(tmp_path):
     assert kernel_manager_class() is UnixSocketKernelManager
-    before = set(Path(tempfile.gettempdir()).glob("mktlab-kernel-*"))
     outcomes = [execute(write_notebook(tmp_path / "probe.ipynb", PROBE), tmp_path / f"out{i}.ipynb",
                         parameters={"answer": 42}, cwd=tmp_path, progress=False) for i in range(2)]
     assert [o.status for o in outcomes] == ["FINISHED", "FINISHED"]
@@ -40,7 +40,8 @@ def test_kernels_talk_over_private_unix_sockets_and_remove_them(tmp_path):
     assert [p[0] for p in printed] == ["ipc", "ipc"] and [p[2] for p in printed] == ["42", "42"]
     assert printed[0][1] != printed[1][1]  # each kernel has sockets of its own
     assert all(p[1].startswith(str(Path(tempfile.gettempdir()) / "mktlab-kernel-")) for p in printed)
-    assert set(Path(tempfile.gettempdir()).glob("mktlab-kernel-*")) == before  # removed at shutdown
+    for prefix in (Path(p[1]) for p in printed):  # each kernel's socket files are removed at shutdown
+        assert prefix.is_absolute() and not list(prefix.parent.glob(prefix.name + "-*"))
 
 
 def test_a_raising_cell_fails_the_outcome_and_keeps_the_partial_notebook(tmp_path):
@@ -48,3 +49,60 @@ def test_a_raising_cell_fails_the_outcome_and_keeps_the_partial_notebook(tmp_pat
                       parameters={}, cwd=tmp_path, progress=False)
     assert outcome.status == "FAILED" and "bad value" in str(outcome.error)
     assert (tmp_path / "out.ipynb").is_file()
+
+
+WARM_PROBE = """\
+import os, sys
+print(os.getcwd(), answer, "mktlab.train" in sys.modules)
+"""
+
+
+def test_an_early_kernel_has_imported_and_runs_the_notebook_in_the_run_folder(tmp_path):
+    """Started before its folder exists, the kernel imports JAX & co. meanwhile, then runs the
+    notebook in the run's folder; it is shut down afterwards and leaves nothing behind."""
+    from mktlab.runner.kernel import WarmKernel
+
+    kernel = WarmKernel()
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    outcome = execute(write_notebook(tmp_path / "probe.ipynb", WARM_PROBE), run_dir / "out.ipynb", parameters={"answer": 7},
+                      cwd=run_dir, progress=False, kernel=kernel)
+    assert outcome.status == "FINISHED", outcome.error
+    cwd, answer, imported = nbformat.read(run_dir / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split()
+    assert (Path(cwd), answer, imported) == (run_dir, "7", "True")  # the notebook itself imports nothing of mktlab
+    assert not kernel.manager.is_alive() and not kernel._scratch.exists()
+    assert len(kernel.manager.clients) == 2 and not any(c.channels_running for c in kernel.manager.clients)  # ours and Papermill's
+    sockets = Path(kernel.manager.ip)
+    assert not list(sockets.parent.glob(sockets.name + "-*"))
+
+
+def test_an_early_kernel_is_replaced_when_the_environment_changed(tmp_path, monkeypatch):
+    """A job that sets environment variables (hydra.job.env_set, sweep callbacks) gets a kernel that sees them."""
+    from mktlab.runner import kernel as kernels
+
+    kernels.start_early()
+    early = kernels._early
+    monkeypatch.setenv("MKTLAB_PROBE", "1")
+    notebook = write_notebook(tmp_path / "probe.ipynb", "import os; print(os.environ['MKTLAB_PROBE'])")
+    fresh = kernels.kernel_for(notebook, tmp_path)
+    try:
+        assert fresh is not early and not early.manager.is_alive()
+        assert kernels._early is None  # an early kernel serves one notebook at most
+    finally:
+        fresh.shutdown()
+
+
+def test_the_early_kernel_serves_the_run_despite_variables_the_runner_imports_set(tmp_path, monkeypatch):
+    """MLflow sets a private session variable when the runner imports it; that is not the job's
+    environment, so the kernel started before those imports still runs the notebook."""
+    from mktlab.runner import kernel as kernels
+
+    kernels.start_early()
+    early = kernels._early
+    monkeypatch.setenv("_MKTLAB_PROBE_SESSION", "set by an import")
+    kernels.settle_environment()
+    served = kernels.kernel_for(write_notebook(tmp_path / "probe.ipynb", "pass"), tmp_path)
+    try:
+        assert served is early and early.manager.is_alive()
+    finally:
+        early.shutdown()

@@ -21,6 +21,7 @@ from rich.table import Table
 from mktlab import paths
 from mktlab.config import register_configs, to_container, to_dataclasses
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
+from mktlab.runner.kernel import kernel_for
 from mktlab.tracking import provenance
 
 register_configs()
@@ -89,15 +90,21 @@ def launch(
     Returns the tracker, the outcome and the executed notebook's path.
     """
     notebook = notebook_path(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    kernel = kernel_for(notebook, run_dir)  # imports JAX, MLflow, ... while the run is opened
 
     from mktlab.tracking import open_run, run_name_from_overrides
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tracker = open_run(
-        config,
-        run_name=run_name_from_overrides(overrides),
-        tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir), **(tags or {})},
-    )
+    try:
+        tracker = open_run(
+            config,
+            run_name=run_name_from_overrides(overrides),
+            tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir), **(tags or {})},
+        )
+    except BaseException:
+        if kernel is not None:
+            kernel.shutdown()
+        raise
     output = run_dir / notebook.name
     console.print(f"[bold]mktlab[/bold] run {tracker.run_id} · experiment '{config['experiment_name']}' · notebook {notebook.name}")
     outcome = execute(
@@ -106,6 +113,7 @@ def launch(
         parameters={"config": config, "run_id": tracker.run_id, "overrides": overrides},
         cwd=run_dir,
         progress=config["trainer"]["progress"],
+        kernel=kernel,
     )
     finalize(tracker, output, outcome, provenance.secret_values(config))
     if outcome.ok:
@@ -150,7 +158,7 @@ def _app(cfg: DictConfig) -> dict[str, float]:
 
 
 def main() -> None:
-    """Console entry point of `mktlab`."""
+    """Console entry point of `mktlab` (via `mktlab.runner.cli`, which may have started the kernel already)."""
     _app()
 
 

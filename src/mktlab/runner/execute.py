@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import papermill as pm
-from jupyter_client import KernelManager
 from papermill.exceptions import PapermillExecutionError
-from traitlets import CaselessStrEnum
 
-# Longest Unix socket path the kernel can bind (sun_path is 108 bytes on Linux).
-_MAX_SOCKET_PATH = 100
-# Seconds a kernel may take to start: parallel jobs on a loaded machine start slowly.
-KERNEL_START_TIMEOUT = 180
+from mktlab.runner.kernel import KERNEL_START_TIMEOUT, WarmKernel, kernel_manager_class
 
 
 @dataclass
@@ -58,41 +51,19 @@ class _TerminateAsInterrupt:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-class UnixSocketKernelManager(KernelManager):
-    """A kernel reached over Unix sockets with a name of its own in the temp folder.
-
-    Over TCP each kernel is handed free ports that are only reserved once it binds them,
-    so jobs starting kernels at the same moment (a parallel sweep) can be handed the same
-    port and one kernel dies at start. Socket files under a fresh random name cannot
-    collide; the kernel removes them when it shuts down.
-    """
-
-    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
-
-    def _ip_default(self) -> str:
-        return _socket_prefix()
-
-
-def _socket_prefix() -> str:
-    return str(Path(tempfile.gettempdir()) / f"mktlab-kernel-{uuid.uuid4().hex}")
-
-
-def kernel_manager_class() -> type[KernelManager]:
-    """Unix sockets where the platform has them and the socket paths fit; TCP otherwise."""
-    if sys.platform == "win32" or len(_socket_prefix()) + len("-65535") > _MAX_SOCKET_PATH:
-        return KernelManager
-    return UnixSocketKernelManager
-
-
-def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True) -> Outcome:
+def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True,
+            kernel: WarmKernel | None = None) -> Outcome:
     """Run `notebook` into `output` with `parameters` injected after its `parameters` cell.
 
     The kernel's stdout/stderr stream to this terminal (training progress bars), and
     Papermill shows its cell progress bar. The output notebook is written even when a
-    cell raises or the run is interrupted.
+    cell raises or the run is interrupted. With `kernel` (a `WarmKernel`, already
+    importing) the notebook runs in it, and it is shut down here; else Papermill starts
+    a kernel of its own in `cwd`.
     """
     try:
         with _TerminateAsInterrupt():
+            manager = kernel.ready(cwd) if kernel is not None else None
             pm.execute_notebook(
                 str(notebook),
                 str(output),
@@ -108,6 +79,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
                 # shutdown only waits for the kernel's native teardown (JAX, MLflow) to time out:
                 # 2.5 s of every run.
                 shutdown_kernel="immediate",
+                **({"km": manager} if manager is not None else {}),
             )
     except PapermillExecutionError as error:
         return Outcome("FAILED", error)
@@ -115,6 +87,9 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         return Outcome("KILLED", error)
     except Exception as error:  # kernel died, notebook unreadable, ...
         return Outcome("FAILED", error)
+    finally:
+        if kernel is not None:
+            kernel.shutdown()
     return Outcome("FINISHED")
 
 

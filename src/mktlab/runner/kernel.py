@@ -1,0 +1,191 @@
+"""Notebook kernels: private Unix sockets, and kernels started ahead of their notebook.
+
+This module imports only `jupyter_client`, so that `mktlab` can start a kernel before it
+imports Hydra, Papermill and MLflow.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import queue
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from jupyter_client import KernelManager
+from traitlets import CaselessStrEnum
+
+# Longest Unix socket path the kernel can bind (sun_path is 108 bytes on Linux).
+_MAX_SOCKET_PATH = 100
+# Seconds a kernel may take to start: parallel jobs on a loaded machine start slowly.
+KERNEL_START_TIMEOUT = 180
+# What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
+# a warm kernel imports it while the runner composes the config and opens the run.
+WARM_UP = "import mktlab.session, mktlab.data, mktlab.train, mktlab.evaluation.plots"
+
+
+class TrackingKernelManager(KernelManager):
+    """A kernel manager that remembers the clients it hands out (`clients`).
+
+    Papermill leaves the client it used connected when it did not start the kernel
+    itself; `WarmKernel.shutdown` closes every client, so no socket or heartbeat thread
+    outlives its run.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clients: list[Any] = []
+
+    def client(self, **kwargs: Any) -> Any:
+        client = super().client(**kwargs)
+        self.clients.append(client)
+        return client
+
+
+class UnixSocketKernelManager(TrackingKernelManager):
+    """A kernel reached over Unix sockets with a name of its own in the temp folder.
+
+    Over TCP each kernel is handed free ports that are only reserved once it binds them,
+    so jobs starting kernels at the same moment (a parallel sweep) can be handed the same
+    port and one kernel dies at start. Socket files under a fresh random name cannot
+    collide; the kernel removes them when it shuts down.
+    """
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    def _ip_default(self) -> str:
+        return _socket_prefix()
+
+
+def _socket_prefix() -> str:
+    return str(Path(tempfile.gettempdir()) / f"mktlab-kernel-{uuid.uuid4().hex}")
+
+
+def kernel_manager_class() -> type[KernelManager]:
+    """Unix sockets where the platform has them and the socket paths fit; TCP otherwise."""
+    if sys.platform == "win32" or len(_socket_prefix()) + len("-65535") > _MAX_SOCKET_PATH:
+        return TrackingKernelManager
+    return UnixSocketKernelManager
+
+
+def notebook_kernel_name(notebook: Path) -> str:
+    """The kernel spec a notebook names in its metadata (what Papermill would start), python3 if none."""
+    try:
+        metadata = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {})
+        return str(metadata.get("kernelspec", {}).get("name") or "python3")
+    except (OSError, ValueError, AttributeError):  # Papermill reports an unreadable notebook itself
+        return "python3"
+
+
+class WarmKernel:
+    """A kernel started before its notebook runs, importing `WARM_UP` in the meantime.
+
+    Started with a working directory (`cwd`) it is the kernel Papermill would start there.
+    Started early, before the run's folder exists, it waits in an empty scratch folder and
+    `ready(cwd)` moves it into the run's folder before any cell runs. Either way the
+    notebook then runs in it as in a kernel of its own: same kernel spec, same
+    environment, its cells in order. The kernel is shut down by `shutdown()`, at the
+    latest when this process exits.
+
+    Papermill connects only once the warm-up is done (`ready` waits for it): a client
+    that connects while the kernel is busy importing can wait for its first answer until
+    it gives up.
+    """
+
+    def __init__(self, kernel_name: str = "python3", cwd: Path | None = None) -> None:
+        self.kernel_name = kernel_name
+        self.environment = dict(os.environ)
+        self.manager = kernel_manager_class()(kernel_name=kernel_name)
+        self._scratch = None if cwd is not None else Path(tempfile.mkdtemp(prefix="mktlab-warm-"))
+        atexit.register(self.shutdown)
+        self.manager.start_kernel(cwd=str(cwd if cwd is not None else self._scratch))
+        self._client = self.manager.client()
+        self._client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        self._client.execute(WARM_UP, silent=True, store_history=False)
+
+    def serves(self, kernel_name: str) -> bool:
+        """Whether this kernel is still the one Papermill would start now for a notebook of `kernel_name`."""
+        return kernel_name == self.kernel_name and self.environment == dict(os.environ) and self.manager.is_alive()
+
+    def ready(self, cwd: Path) -> KernelManager | None:
+        """The kernel's manager once the warm-up is done, with the kernel working in `cwd`;
+        None if the kernel has died (Papermill then starts one of its own)."""
+        msg_id = self._client.execute(f"import os; os.chdir({str(cwd)!r})", silent=True, store_history=False)
+        deadline = time.monotonic() + KERNEL_START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                reply = self._client.get_shell_msg(timeout=1)
+            except queue.Empty:
+                if not self.manager.is_alive():
+                    return None
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                if reply["content"].get("status") != "ok":
+                    raise OSError(f"the notebook kernel could not enter {cwd}: {reply['content'].get('evalue')}")
+                return self.manager
+        raise TimeoutError(f"the notebook kernel did not answer within {KERNEL_START_TIMEOUT} s")
+
+    def shutdown(self) -> None:
+        """Close every client, stop the kernel at once (its records are flushed by then), and
+        remove its sockets and scratch folder."""
+        atexit.unregister(self.shutdown)
+        for client in getattr(self.manager, "clients", []):
+            client.stop_channels()
+        if self.manager.has_kernel:
+            # In a thread of its own: after Ctrl-C this thread's event loop still holds
+            # Papermill's interrupted tasks, which must not run again.
+            stopper = threading.Thread(target=self.manager.shutdown_kernel, kwargs={"now": True})
+            stopper.start()
+            stopper.join()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+_early: WarmKernel | None = None
+
+
+def start_early() -> None:
+    """Start a kernel now, before the notebook and the run's folder are known (see `kernel_for`).
+
+    A kernel that cannot start here is left to Papermill, which reports why in the run."""
+    global _early
+    if _early is None:
+        _early = _start()
+
+
+def settle_environment() -> None:
+    """Take the environment as it is now as the one the early kernel was started for.
+
+    Called once the runner's own imports are done (MLflow sets a private session variable
+    on import): a job that then sets variables (`hydra.job.env_set`, sweep callbacks) gets
+    a fresh kernel that sees them."""
+    if _early is not None:
+        _early.environment = dict(os.environ)
+
+
+def kernel_for(notebook: Path, cwd: Path) -> WarmKernel | None:
+    """A warm kernel for `notebook`: the early one if it still serves, else one started now in `cwd`.
+
+    None when no kernel could be started: Papermill then starts one and reports the failure."""
+    global _early
+    early, _early = _early, None
+    kernel_name = notebook_kernel_name(notebook)
+    if early is not None:
+        if early.serves(kernel_name):
+            return early
+        early.shutdown()
+    return _start(kernel_name, cwd)
+
+
+def _start(kernel_name: str = "python3", cwd: Path | None = None) -> WarmKernel | None:
+    try:
+        return WarmKernel(kernel_name, cwd)
+    except Exception:  # no such kernel spec, no sockets, ...: Papermill's own start says what is wrong
+        return None
