@@ -99,6 +99,18 @@ def test_balanced_rows_draw_both_classes_equally() -> None:
     labels = jnp.asarray((np.arange(2000) % 20 == 0).astype(np.float32))  # 5% positives
     rows = np.asarray(balanced_rows(labels, jax.random.key(0)))
     assert rows.shape == (2000,) and float(labels[rows].mean()) == pytest.approx(0.5, abs=0.05)
+    buyers_drawn = np.bincount(rows[np.asarray(labels)[rows] > 0], minlength=2000)[::20]
+    assert (buyers_drawn > 0).mean() > 0.95  # every buyer is drawn ~10 times, not a few of them
+
+
+def test_balanced_rows_are_the_same_under_vmap_and_survive_an_empty_class() -> None:
+    labels = jnp.asarray((np.arange(500) % 7 == 0).astype(np.float32))
+    keys = jax.random.split(jax.random.key(3), 4)
+    together = np.asarray(jax.vmap(lambda key: balanced_rows(labels, key))(keys))
+    np.testing.assert_array_equal(together, np.stack([np.asarray(balanced_rows(labels, key)) for key in keys]))
+    for constant in (jnp.zeros(10), jnp.ones(10)):
+        rows = np.asarray(balanced_rows(constant, jax.random.key(0)))
+        assert rows.min() >= 0 and rows.max() < 10 and len(set(rows)) > 3
 
 
 @pytest.mark.parametrize("options", [["model.imbalance=weight"], ["model.imbalance=sample", "model.norm=batch"],

@@ -68,10 +68,22 @@ def module_kwargs(cfg: Any, data: TabularData) -> dict[str, Any]:
 
 
 def balanced_rows(labels: jax.Array, key: jax.Array) -> jax.Array:
-    """As many row indices as labels, drawn with replacement so each class is equally likely."""
-    positives = jnp.sum(labels)
-    per_row = jnp.where(labels > 0, 0.5 / jnp.maximum(positives, 1), 0.5 / jnp.maximum(labels.shape[0] - positives, 1))
-    return jax.random.choice(key, labels.shape[0], (labels.shape[0],), replace=True, p=per_row / jnp.sum(per_row))
+    """As many row indices as labels, drawn with replacement so each class is equally likely.
+
+    A fair coin picks each draw's class (the other one when a class is empty), then a row of
+    that class uniformly. The draws are integers only, so seeds trained together under
+    `vmap` draw exactly the rows their separate runs draw (a weighted `jax.random.choice`
+    compares uniforms with a float cumulative sum, which differs by an ulp under `vmap`).
+    """
+    buyers = labels > 0
+    by_class = jnp.argsort(buyers, stable=True)  # non-buyers first, then buyers
+    positives = jnp.sum(buyers, dtype=jnp.int32)
+    negatives = labels.shape[0] - positives
+    coin_key, row_key = jax.random.split(key)
+    heads = jax.random.bernoulli(coin_key, 0.5, labels.shape)
+    buyer_draw = jnp.where(positives == 0, False, jnp.where(negatives == 0, True, heads))
+    within = jax.random.randint(row_key, labels.shape, 0, jnp.where(buyer_draw, positives, negatives))
+    return by_class[jnp.where(buyer_draw, negatives + within, within)]
 
 
 def compile_balanced_epoch(step: Any, batch_size: int) -> Any:
