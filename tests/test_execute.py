@@ -1,9 +1,11 @@
-"""Executing a notebook: kernels on private Unix sockets, the outcome of a raising cell."""
+"""Executing a notebook: kernels on private Unix sockets, kernels started ahead, the outcome of a raising cell."""
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -106,3 +108,18 @@ def test_the_early_kernel_serves_the_run_despite_variables_the_runner_imports_se
         assert served is early and early.manager.is_alive()
     finally:
         early.shutdown()
+
+
+def test_a_warm_kernel_that_died_leaves_the_notebook_to_a_fresh_kernel(tmp_path):
+    from mktlab.runner.kernel import WarmKernel
+
+    kernel = WarmKernel()
+    kernel.manager.signal_kernel(signal.SIGKILL)
+    while kernel.manager.is_alive():
+        time.sleep(0.05)
+    outcome = execute(write_notebook(tmp_path / "probe.ipynb", WARM_PROBE), tmp_path / "out.ipynb", parameters={"answer": 5},
+                      cwd=tmp_path, progress=False, kernel=kernel)
+    assert outcome.status == "FINISHED", outcome.error
+    cwd, answer, _ = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split()
+    assert (Path(cwd), answer) == (tmp_path, "5")
+    assert not kernel._scratch.exists()
