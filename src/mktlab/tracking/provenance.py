@@ -13,7 +13,6 @@ import importlib.metadata
 import platform
 import re
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
