@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn import metrics as skm
 
@@ -27,3 +29,42 @@ def calibration_table(y_true: np.ndarray, y_score: np.ndarray, *, bins: int = 10
 
     observed, predicted = calibration_curve(np.asarray(y_true).astype(int), np.asarray(y_score), n_bins=bins, strategy="quantile")
     return predicted, observed
+
+
+def binary_metrics_traced(y_true: Any, y_score: Any) -> dict[str, Any]:
+    """`binary_report`'s ROC AUC, PR AUC, log loss and Brier score as JAX operations.
+
+    The validation of a training epoch calls this inside its jitted program, so the
+    metrics come back as four scalars with no scikit-learn input checks per epoch (those
+    cost more than the MLP's epoch itself), and seeds under `jax.vmap` get theirs at once.
+    The definitions are scikit-learn's: scores clipped to [1e-7, 1 - 1e-7] as in
+    `binary_report`; tied scores count one half in the ROC AUC (Mann-Whitney) and form
+    one threshold of the precision-recall curve; both AUCs are NaN without both classes.
+    Results match `binary_report` to float32 precision (tests hold them to it).
+    """
+    import jax.numpy as jnp
+
+    raw = jnp.asarray(y_score, jnp.float32)
+    y_score = jnp.clip(raw, 1e-7, 1 - 1e-7)
+    y = jnp.asarray(y_true).astype(jnp.float32)
+    n = y.shape[-1]
+    order = jnp.argsort(y_score)
+    scores, labels = y_score[order], y[order]
+    below = jnp.searchsorted(scores, scores, side="left")  # rows scored strictly lower than each row
+    at_most = jnp.searchsorted(scores, scores, side="right")  # rows scored lower or tied
+    zero = jnp.zeros(1, jnp.float32)
+    negatives_before = jnp.concatenate([zero, jnp.cumsum(1 - labels)])  # [k]: negatives among the k lowest
+    positives_before = jnp.concatenate([zero, jnp.cumsum(labels)])
+    positives = positives_before[-1]
+    negatives = n - positives
+    # each positive beats the negatives scored lower and ties half of those scored the same
+    wins = negatives_before[below] + 0.5 * (negatives_before[at_most] - negatives_before[below])
+    both = (positives > 0) & (negatives > 0)
+    roc_auc = jnp.where(both, jnp.sum(labels * wins) / jnp.maximum(positives * negatives, 1), jnp.nan)
+    # each positive adds 1/P recall at the threshold of its score, where precision counts every row scored at least as high
+    precision = (positives - positives_before[below]) / (n - below)
+    pr_auc = jnp.where(both, jnp.sum(labels * precision) / jnp.maximum(positives, 1), jnp.nan)
+    # 1 - 1e-7 is no float32 number, so the negatives' side clips 1 - score rather than the score
+    log_loss = -jnp.mean(y * jnp.log(y_score) + (1 - y) * jnp.log(jnp.clip(1 - raw, 1e-7, 1 - 1e-7)))
+    brier = jnp.mean((y_score - y) ** 2)
+    return {"roc_auc": roc_auc, "pr_auc": pr_auc, "log_loss": log_loss, "brier": brier}
