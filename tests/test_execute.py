@@ -123,3 +123,21 @@ def test_a_warm_kernel_that_died_leaves_the_notebook_to_a_fresh_kernel(tmp_path)
     cwd, answer, _ = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split()
     assert (Path(cwd), answer) == (tmp_path, "5")
     assert not kernel._scratch.exists()
+
+
+def test_a_prepared_kernel_has_opened_the_runs_store_before_the_first_cell(tmp_path):
+    """`kernel_for(..., tracking)` opens the store in the kernel while the runner opens the run;
+    a store that cannot be opened there is left to the notebook, which still runs."""
+    from mktlab.runner import kernel as kernels
+
+    database = tmp_path / "store" / "mlflow.db"
+    probe = f"import os; print(os.path.exists({str(database)!r}), os.getcwd())"
+    for name, tracking in (("good", {"uri": f"sqlite:///{database}", "artifact_root": None}), ("bad", {"uri": "nosuchscheme://x"})):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        notebook = write_notebook(tmp_path / f"{name}.ipynb", probe)
+        kernel = kernels.kernel_for(notebook, run_dir, tracking)
+        outcome = execute(notebook, run_dir / "out.ipynb", parameters={}, cwd=run_dir, progress=False, kernel=kernel)
+        assert outcome.status == "FINISHED", outcome.error
+        exists, cwd = nbformat.read(run_dir / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split()
+        assert (exists, Path(cwd)) == ("True", run_dir)  # the good store was made before any cell ran

@@ -91,7 +91,7 @@ def launch(
     """
     notebook = notebook_path(config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    kernel = kernel_for(notebook, run_dir)  # imports JAX, MLflow, ... while the run is opened
+    kernel = kernel_for(notebook, run_dir, config["tracking"])  # imports JAX, opens the store, ... while the run is opened
 
     from mktlab.tracking import open_run, run_name_from_overrides
 

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from jupyter_client import KernelManager
 from traitlets import CaselessStrEnum
@@ -28,7 +28,7 @@ _MAX_SOCKET_PATH = 100
 KERNEL_START_TIMEOUT = 180
 # What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
 # a warm kernel imports it while the runner composes the config and opens the run.
-WARM_UP = "import mktlab.session, mktlab.data, mktlab.train, mktlab.evaluation.plots"
+WARM_UP = "import mktlab.session, mktlab.data, mktlab.train, mktlab.evaluation.plots, mlflow.store.tracking.sqlalchemy_store"
 
 
 class TrackingKernelManager(KernelManager):
@@ -94,9 +94,11 @@ class WarmKernel:
     environment, its cells in order. The kernel is shut down by `shutdown()`, at the
     latest when this process exits.
 
-    Papermill connects only once the warm-up is done (`ready` waits for it): a client
-    that connects while the kernel is busy importing can wait for its first answer until
-    it gives up.
+    `prepare(cwd, tracking)`, called as soon as the run's folder and config are known,
+    moves the kernel into `cwd` and opens the tracking store there while the runner opens
+    the run. Papermill connects only once all this is done (`ready` waits for it): a
+    client that connects while the kernel is busy can wait for its first answer until it
+    gives up.
     """
 
     def __init__(self, kernel_name: str = "python3", cwd: Path | None = None) -> None:
@@ -109,15 +111,32 @@ class WarmKernel:
         self._client = self.manager.client()
         self._client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         self._client.execute(WARM_UP, silent=True, store_history=False)
+        self._prepared: tuple[Path, str] | None = None  # (folder, id of the request that moves there)
 
     def serves(self, kernel_name: str) -> bool:
         """Whether this kernel is still the one Papermill would start now for a notebook of `kernel_name`."""
         return kernel_name == self.kernel_name and self.environment == dict(os.environ) and self.manager.is_alive()
 
+    def prepare(self, cwd: Path, tracking: Mapping[str, Any] | None = None) -> None:
+        """Move the kernel into `cwd` and, given the run's `tracking` config, open its store
+        there as the notebook's first cell will, so that cell finds it open; returns at once.
+        A store that fails to open here is left to the notebook to report."""
+        if self._prepared is not None:
+            return
+        code = f"import os; os.chdir({str(cwd)!r})"
+        if tracking is not None:
+            settings = {"uri": tracking["uri"], "artifact_root": tracking.get("artifact_root")}
+            code += (f"\ntry:\n    __import__('mktlab.tracking.store', fromlist=['_']).get_client({settings!r})"
+                     "\nexcept Exception:\n    pass")
+        self._prepared = (cwd, self._client.execute(code, silent=True, store_history=False))
+
     def ready(self, cwd: Path) -> KernelManager | None:
-        """The kernel's manager once the warm-up is done, with the kernel working in `cwd`;
-        None if the kernel has died (Papermill then starts one of its own)."""
-        msg_id = self._client.execute(f"import os; os.chdir({str(cwd)!r})", silent=True, store_history=False)
+        """The kernel's manager once the warm-up and `prepare` are done, with the kernel
+        working in `cwd`; None if the kernel has died (Papermill then starts one of its own)."""
+        self.prepare(cwd)
+        prepared_cwd, msg_id = self._prepared
+        if prepared_cwd != cwd:
+            raise ValueError(f"the kernel was prepared for {prepared_cwd}, not {cwd}")
         deadline = time.monotonic() + KERNEL_START_TIMEOUT
         while time.monotonic() < deadline:
             try:
@@ -170,18 +189,21 @@ def settle_environment() -> None:
         _early.environment = dict(os.environ)
 
 
-def kernel_for(notebook: Path, cwd: Path) -> WarmKernel | None:
-    """A warm kernel for `notebook`: the early one if it still serves, else one started now in `cwd`.
+def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = None) -> WarmKernel | None:
+    """A warm kernel for `notebook`, prepared for `cwd` and `tracking` (`WarmKernel.prepare`):
+    the early one if it still serves, else one started now in `cwd`.
 
     None when no kernel could be started: Papermill then starts one and reports the failure."""
     global _early
     early, _early = _early, None
     kernel_name = notebook_kernel_name(notebook)
-    if early is not None:
-        if early.serves(kernel_name):
-            return early
+    if early is not None and not early.serves(kernel_name):
         early.shutdown()
-    return _start(kernel_name, cwd)
+        early = None
+    kernel = early if early is not None else _start(kernel_name, cwd)
+    if kernel is not None:
+        kernel.prepare(cwd, tracking)
+    return kernel
 
 
 def _start(kernel_name: str = "python3", cwd: Path | None = None) -> WarmKernel | None:
