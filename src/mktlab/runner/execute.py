@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
     importing) the notebook runs in it, and it is shut down here; else Papermill starts
     a kernel of its own in `cwd`.
     """
+    threading.Thread(target=_load_html_exporter, name="mktlab-html-exporter", daemon=True).start()
     try:
         with _TerminateAsInterrupt():
             manager = kernel.ready(cwd) if kernel is not None else None
@@ -91,6 +93,18 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         if kernel is not None:
             kernel.shutdown()
     return Outcome("FINISHED")
+
+
+def _load_html_exporter() -> None:
+    """Import nbconvert and load its HTML templates and highlighter while the notebook runs
+    (this process only waits meanwhile), so `export_html` afterwards only converts."""
+    try:
+        from nbconvert import HTMLExporter
+        from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+        HTMLExporter().from_notebook_node(new_notebook(cells=[new_markdown_cell("*loading*"), new_code_cell("print(1)")]))
+    except Exception:  # export_html reports nothing either: the .ipynb is logged all the same
+        pass
 
 
 def export_html(notebook: Path) -> Path | None:
