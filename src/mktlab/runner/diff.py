@@ -38,11 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None, help="the store holding the runs (default: the project's)")
     args = parser.parse_args(argv)
 
-    from mlflow.tracking import MlflowClient
     from rich.console import Console
 
+    from mktlab.tracking.store import get_client
+
     console = Console()
-    client = MlflowClient(tracking_uri=args.tracking_uri or default_tracking_uri())
+    client = get_client({"uri": args.tracking_uri or default_tracking_uri()})
     try:
         a, b = read_run(client, args.run_a), read_run(client, args.run_b)
     except RunNotFound as error:

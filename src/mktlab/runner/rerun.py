@@ -40,14 +40,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", default=None, help="folder for the executed notebook (default: experiments/runs/<experiment>/<time>-rerun)")
     args = parser.parse_args(argv)
 
-    from mlflow.tracking import MlflowClient
-
     from mktlab.config import compose, to_container, to_dataclasses
     from mktlab.runner.app import console, exit_code, launch
+    from mktlab.tracking.store import get_client
 
     uri = args.tracking_uri or default_tracking_uri()
     try:
-        record = read_run(MlflowClient(tracking_uri=uri), args.run_id)
+        record = read_run(get_client({"uri": uri}), args.run_id)
     except RunNotFound as error:
         console.print(f"[red]mktlab-rerun: {error}[/red]")
         return 2

@@ -24,16 +24,18 @@ def get_client(tracking: Any) -> MlflowClient:
     processes (parallel sweep jobs, a notebook beside the runner) start at once.
     """
     uri, _ = _tracking_settings(tracking)
-    client = MlflowClient(tracking_uri=uri)
-    if uri.startswith("sqlite:///"):
-        database = Path(uri.removeprefix("sqlite:///"))
-        database.parent.mkdir(parents=True, exist_ok=True)
-        with open(database.with_name(database.name + ".lock"), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                client.search_experiments(max_results=1)  # creates or migrates the tables
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    database = Path(uri.removeprefix("sqlite:///"))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            # the client builds its store (creating or migrating the tables) when constructed
+            client = MlflowClient(tracking_uri=uri)
+            client.search_experiments(max_results=1)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
     return client
 
 
