@@ -36,7 +36,8 @@ def binary_metrics_traced(y_true: Any, y_score: Any) -> dict[str, Any]:
 
     The validation of a training epoch calls this inside its jitted program, so the
     metrics come back as four scalars with no scikit-learn input checks per epoch (those
-    cost more than the MLP's epoch itself), and seeds under `jax.vmap` get theirs at once.
+    cost more than the MLP's epoch itself); it also works under `jax.vmap`. Counts are
+    float32 sums, exact up to 2**24 rows.
     The definitions are scikit-learn's: scores clipped to [1e-7, 1 - 1e-7] as in
     `binary_report`; tied scores count one half in the ROC AUC (Mann-Whitney) and form
     one threshold of the precision-recall curve; both AUCs are NaN without both classes.
