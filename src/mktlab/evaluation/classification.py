@@ -38,6 +38,7 @@ def binary_metrics_traced(y_true: Any, y_score: Any) -> dict[str, Any]:
     metrics come back as four scalars with no scikit-learn input checks per epoch (those
     cost more than the MLP's epoch itself); it also works under `jax.vmap`. Counts are
     float32 sums, exact up to 2**24 rows.
+
     The definitions are scikit-learn's: scores clipped to [1e-7, 1 - 1e-7] as in
     `binary_report`; tied scores count one half in the ROC AUC (Mann-Whitney) and form
     one threshold of the precision-recall curve; both AUCs are NaN without both classes.

@@ -62,7 +62,8 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
     importing) the notebook runs in it, and it is shut down here; else Papermill starts
     a kernel of its own in `cwd`.
     """
-    threading.Thread(target=_load_html_exporter, name="mktlab-html-exporter", daemon=True).start()
+    if "nbconvert" not in sys.modules:  # the jobs of a sweep in one process load it once
+        threading.Thread(target=_load_html_exporter, name="mktlab-html-exporter", daemon=True).start()
     try:
         with _TerminateAsInterrupt():
             manager = kernel.ready(cwd) if kernel is not None else None

@@ -125,8 +125,8 @@ class WarmKernel:
             return
         code = f"import os; os.chdir({str(cwd)!r})"
         if tracking is not None:
-            settings = {"uri": tracking["uri"], "artifact_root": tracking.get("artifact_root")}
-            code += (f"\ntry:\n    __import__('mktlab.tracking.store', fromlist=['_']).get_client({settings!r})"
+            store = {"uri": tracking["uri"]}  # all that get_client reads
+            code += (f"\ntry:\n    __import__('mktlab.tracking.store', fromlist=['_']).get_client({store!r})"
                      "\nexcept Exception:\n    pass")
         self._prepared = (cwd, self._client.execute(code, silent=True, store_history=False))
 
