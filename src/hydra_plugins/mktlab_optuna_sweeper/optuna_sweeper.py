@@ -14,7 +14,7 @@ digits. Each trial is one job of the configured launcher:
 `n_jobs` trials go out together, so `hydra/launcher=joblib` runs them in parallel.
 
 The objective is the job's `metric` (default: `best_<monitor>`, the validation metric the
-model's training loop monitors), in the loop's direction (`mktlab.monitor_mode`) unless
+model's training monitors, as its contract states), in the monitor's direction unless
 `direction` says otherwise. A failed job is a failed trial; the search goes on.
 """
 
@@ -34,9 +34,12 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
+
+from mktlab.models import registry
+from mktlab.runner.sweep import JobFailure, read_record
 
 log = logging.getLogger(__name__)
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
@@ -141,42 +144,34 @@ class OptunaSweeper(Sweeper):
         self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context, task_function=task_function, config=config)
 
     # ------------------------------------------------------------------ objective
-    def _monitor(self, job_num: int) -> tuple[str, str] | None:
-        """`(best_<monitor>, direction)` from the tags the training loop put on job `job_num`'s run."""
-        from mktlab.runner.sweep import JOB_NUM, SWEEP_ID, read_record
-        from mktlab.tracking import get_client
+    def _objective(self, fixed: Sequence[str]) -> tuple[str, str]:
+        """`(metric, direction)`: the configured ones, or the model's monitor (`best_<metric>` in its
+        direction) read from the model's contract for the config the trials share."""
+        assert self.config is not None and self.hydra_context is not None
+        if self.metric != "auto":
+            return self.metric, self.direction
+        job = self.hydra_context.config_loader.load_sweep_config(self.config, list(fixed))
+        with open_dict(job):
+            del job["hydra"]
+        cfg = registry.typed(job)
+        monitor = registry.get(cfg.model.name).monitor(cfg)
+        direction = monitor.direction if self.direction == "auto" else self.direction
+        if direction != monitor.direction:
+            log.warning(f"Optuna: the study {direction[:-1]}es {monitor.best_metric}, which the model's training {monitor.direction[:-1]}es")
+        return monitor.best_metric, direction
 
-        assert self.config is not None
-        record = read_record(str(self.config.hydra.sweep.dir))
-        if record is None:
-            return None
-        client = get_client({"uri": record.tracking_uri})
-        runs = client.search_runs(
-            [record.experiment_id], filter_string=f"tags.`{SWEEP_ID}` = '{record.sweep_id}' and tags.`{JOB_NUM}` = '{job_num}'"
-        )
-        tags = runs[0].data.tags if runs else {}
-        if "mktlab.monitor" not in tags:
-            return None
-        return f"best_{tags['mktlab.monitor']}", DIRECTIONS[tags.get("mktlab.monitor_mode", "min")]
-
-    def _outcome(self, job_num: int, result: JobReturn) -> tuple[TrialState, float | None, tuple[str, str] | None]:
-        """The trial's state and value, and the job's `(best_<monitor>, direction)` when its run has them."""
-        from mktlab.runner.sweep import JobFailure
-
+    def _outcome(self, job_num: int, result: JobReturn, metric: str) -> tuple[TrialState, float | None]:
+        """The trial's state and value (a failed job, or one without a finite `metric`, is a failed trial)."""
         if result.status != JobStatus.COMPLETED or isinstance(result._return_value, JobFailure):
-            return TrialState.FAIL, None, None
+            return TrialState.FAIL, None
         metrics = result._return_value if isinstance(result._return_value, Mapping) else {}
-        monitor = self._monitor(job_num)
-        metric = self.metric if self.metric != "auto" else monitor[0] if monitor else None
-        value = metrics.get(metric) if metric else None
+        value = metrics.get(metric)
         if value is None or not math.isfinite(float(value)):
-            log.warning(f"job {job_num}: no finite {metric or 'best_<monitor>'} among its metrics; the trial counts as failed")
-            return TrialState.FAIL, None, monitor
-        return TrialState.COMPLETE, float(value), monitor
+            log.warning(f"job {job_num}: no finite {metric} among its metrics; the trial counts as failed")
+            return TrialState.FAIL, None
+        return TrialState.COMPLETE, float(value)
 
     def _study(self, direction: str) -> optuna.Study:
-        from mktlab.runner.sweep import read_record
-
         assert self.config is not None
         record = read_record(str(self.config.hydra.sweep.dir))
         name = self.study_name or f"mktlab-{record.sweep_id if record else Path(str(self.config.hydra.sweep.dir)).name}"
@@ -192,42 +187,26 @@ class OptunaSweeper(Sweeper):
         if not space:
             raise ValueError("the Optuna sweeper has nothing to search: give hydra.sweeper.params or overrides like 'optim.lr=interval(1e-4,1e-1)'")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        direction = None if self.direction == "auto" else self.direction
-        study = self._study(direction) if direction else None
-        # With direction auto, trials are asked from an in-memory study until a job's run tells its monitor's mode.
-        asker = study or optuna.create_study(sampler=self.sampler)
-        pending: list[optuna.trial.FrozenTrial] = []
-        metric = None if self.metric == "auto" else self.metric
+        metric, direction = self._objective(fixed)
+        study = self._study(direction)
         returns, done = [], 0
-        log.info(f"Optuna: {self.n_trials} trials, {self.n_jobs} at a time, over {', '.join(space)}")
+        log.info(f"Optuna: {self.n_trials} trials, {self.n_jobs} at a time, {direction} {metric} over {', '.join(space)}")
         while done < self.n_trials:
-            trials = [asker.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
+            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
             batch = [trial_overrides(fixed, t.params) for t in trials]
             self.validate_batch_is_legal(batch)
             results = self.launcher.launch(batch, initial_job_idx=done)
             for offset, (trial, result) in enumerate(zip(trials, results)):
-                state, value, monitor = self._outcome(done + offset, result)
-                if monitor is not None and metric in (None, monitor[0]):
-                    metric = monitor[0]
-                    if direction is None:
-                        direction = monitor[1]
-                        log.info(f"Optuna: {direction} {metric}, the training loop's monitor")
-                    elif direction != monitor[1]:
-                        log.warning(f"Optuna: the study {direction[:-1]}es {metric}, which the training loop {monitor[1][:-1]}es")
-                asker.tell(trial, value, state=state)
-                if study is None:
-                    pending.append(optuna.trial.create_trial(params=trial.params, distributions=trial.distributions, value=value, state=state))
-            if study is None and direction is not None:
-                study = asker = self._study(direction)
-                study.add_trials(pending)
+                state, value = self._outcome(done + offset, result, metric)
+                study.tell(trial, value, state=state)
             returns.append(results)
             done += len(batch)
         self._report(study, metric, sweep_dir)
         return returns
 
-    def _report(self, study: optuna.Study | None, metric: str | None, sweep_dir: Path) -> None:
+    def _report(self, study: optuna.Study, metric: str, sweep_dir: Path) -> None:
         """Print the best trial and write `optimization_results.yaml` into the sweep folder."""
-        completed = study.get_trials(states=[TrialState.COMPLETE]) if study is not None else []
+        completed = study.get_trials(states=[TrialState.COMPLETE])
         if not completed:
             log.warning("Optuna: no trial completed")
             return

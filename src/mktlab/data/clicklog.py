@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mktlab.config.schema import ClickLogDataConfig
+from mktlab.data.schemas import ClickLogDataConfig
 from mktlab.data.errors import DataError, DataFileError
 from mktlab.data.movielens import READERS, load_ratings_table
 from mktlab.data.ratings import index_in_vocabulary

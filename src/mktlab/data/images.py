@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mktlab.config.schema import ImageDataConfig
+from mktlab.data.schemas import ImageDataConfig
 from mktlab.data.download import fetch, file_digest, parse_checksum
 from mktlab.data.errors import DataError, DataFileError
 from mktlab.data.splits import stratified_split, subsample

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from mktlab.config.schema import RatingsDataConfig
+from mktlab.data.schemas import RatingsDataConfig
 from mktlab.data.errors import DataError
 from mktlab.data.movielens import RatingsTable, load_ratings_table
 from mktlab.data.splits import random_split, subsample, temporal_split_per_user

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mktlab.config.schema import TabularDataConfig
+from mktlab.data.schemas import TabularDataConfig
 from mktlab.data.errors import DataError, DataFileError
 from mktlab.data.splits import stratified_split, subsample
 from mktlab.data.tables import read_numeric_table, require_file

@@ -19,27 +19,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
+from mktlab.train.predict import predict_in_chunks
+
 
 # --------------------------------------------------------------------------- scoring
-
-
-def map_in_chunks(fn, array: np.ndarray | jax.Array, size: int):
-    """`fn` over chunks of `size` rows of `array`, outputs (an array or a tuple) concatenated as numpy.
-
-    The last chunk is padded to `size` rows, so a jitted `fn` compiles once.
-    """
-    n = array.shape[0]
-    if n == 0:
-        raise ValueError("no rows to map over")
-    size = max(1, min(size, n))
-    outputs = []
-    for start in range(0, n, size):
-        chunk = jnp.asarray(array[start : start + size])
-        rows = chunk.shape[0]
-        if rows < size:
-            chunk = jnp.concatenate([chunk, jnp.zeros((size - rows, *chunk.shape[1:]), chunk.dtype)])
-        outputs.append(jax.tree.map(lambda a: np.asarray(a[:rows]), fn(chunk)))
-    return jax.tree.map(lambda *parts: np.concatenate(parts), *outputs)
 
 
 class ImageScorer:
@@ -61,7 +44,7 @@ class ImageScorer:
 
     def __call__(self, images: np.ndarray | jax.Array) -> tuple[np.ndarray, np.ndarray]:
         """`(features, probabilities)` as float64 arrays, one row per image."""
-        features, probs = map_in_chunks(lambda chunk: self._score(self.state, chunk), images, self.batch_size)
+        features, probs = predict_in_chunks(lambda chunk: self._score(self.state, chunk), images, self.batch_size, padding="chunk")
         return features.astype(np.float64), probs.astype(np.float64)
 
 

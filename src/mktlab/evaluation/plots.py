@@ -7,6 +7,9 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from mktlab.evaluation.classification import calibration_table
+from mktlab.evaluation.marketing import gains_curve, lift_curve
+
 
 def learning_curves(history: Sequence[Mapping[str, float]], *, best_epoch: int | None = None, title: str = "Learning curves"):
     """Training loss and every validation metric against the epoch, one panel each."""
@@ -56,8 +59,6 @@ def roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: st
 
 def calibration_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, bins: int = 10, title: str = "Calibration"):
     """`{label: (y_true, y_score)}` -> observed rate against mean predicted probability."""
-    from mktlab.evaluation.classification import calibration_table
-
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     top = 0.0
     for label, (y_true, y_score) in curves.items():
@@ -103,8 +104,6 @@ def gains_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: f
 
     `mark` draws a vertical line at that share (e.g. the 20% a campaign can mail).
     """
-    from mktlab.evaluation.marketing import gains_curve
-
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for label, (y_true, y_score) in curves.items():
         contacted, reached = gains_curve(y_true, y_score)
@@ -116,8 +115,6 @@ def gains_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: f
 
 def lift_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, mark: float | None = None, title: str = "Lift"):
     """`{label: (y_true, y_score)}` -> cumulative lift (positive rate over the base rate) against the share contacted."""
-    from mktlab.evaluation.marketing import lift_curve
-
     fig, ax = plt.subplots(figsize=(4.8, 4.5))
     for label, (y_true, y_score) in curves.items():
         contacted, lift = lift_curve(y_true, y_score)

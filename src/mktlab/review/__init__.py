@@ -10,6 +10,6 @@ from tqdm import TqdmExperimentalWarning, TqdmWarning
 warnings.filterwarnings("ignore", category=TqdmWarning)
 warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
 
-from mktlab.review.runs import RunTable, find_sweep, load_runs  # noqa: E402
+from mktlab.tracking.sweeps import RunTable, find_sweep, load_runs  # noqa: E402
 
 __all__ = ["RunTable", "find_sweep", "load_runs"]

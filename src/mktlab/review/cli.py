@@ -18,6 +18,13 @@ from typing import Any
 
 from rich.console import Console
 
+from mktlab.config import paths, to_container
+from mktlab.models import registry
+from mktlab.review.report import store_uri
+from mktlab.runner.execute import describe_error, execute, export_html
+from mktlab.tracking import Tracker, get_client
+from mktlab.tracking.sweeps import SWEEP_ID, find_sweep, load_runs
+
 console = Console(stderr=True, highlight=False)
 
 COMMON = {
@@ -75,10 +82,6 @@ def _run(main: Any, argv: Sequence[str] | None) -> None:
 
 
 def runs(argv: list[str]) -> int:
-    from mktlab.review.report import store_uri
-    from mktlab.review.runs import load_runs
-    from mktlab.tracking import get_client
-
     args = parse_args(argv, RUNS_KEYS, "mktlab-runs")
     client = get_client({"uri": store_uri(overrides=store_overrides(args))})
     table = load_runs(client, experiment=args.get("experiment"), sweep_id=args.get("sweep_id"), metric=args.get("metric"), mode=args.get("mode"))
@@ -93,17 +96,9 @@ def runs(argv: list[str]) -> int:
 
 
 def review(argv: list[str]) -> int:
-    from mktlab import paths
-    from mktlab.config import compose, to_container
-    from mktlab.review.report import store_uri
-    from mktlab.review.runs import find_sweep
-    from mktlab.runner.execute import describe_error, execute, export_html
-    from mktlab.runner.sweep import SWEEP_ID
-    from mktlab.tracking import Tracker, get_client
-
     args = parse_args(argv, REVIEW_KEYS, "mktlab-review")
     overrides = store_overrides(args)
-    config = to_container(compose(overrides))
+    config = to_container(registry.compose(overrides))
     client = get_client({"uri": store_uri(config)})
     parent = find_sweep(client, experiment=args.get("experiment"), sweep_id=args.get("sweep_id"))
     sweep_id = parent.data.tags.get(SWEEP_ID, parent.info.run_id)

@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from mktlab.evaluation.report import Report
+from mktlab.models import registry
 from mktlab.review import plots
-from mktlab.review.runs import RunTable, load_runs, metric_histories
+from mktlab.tracking.sweeps import RunTable, load_runs, metric_histories
 from mktlab.tracking import Tracker, get_client
 
 
@@ -82,9 +83,7 @@ class SweepReview:
 def store_uri(config: Mapping[str, Any] | None = None, overrides: Sequence[str] = ()) -> str:
     """The tracking URI of a resolved config, else of the project's config composed with `overrides`."""
     if config is None:
-        from mktlab.config import compose
-
-        return str(compose(list(overrides)).tracking.uri)
+        return str(registry.compose(list(overrides)).tracking.uri)
     return str(config["tracking"]["uri"])
 
 

@@ -18,27 +18,24 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from mktlab import paths
-from mktlab.config import register_configs, to_container, to_dataclasses
+from mktlab.config import paths, to_container
+from mktlab.models import registry
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
 from mktlab.runner.kernel import kernel_for
+from mktlab.runner.notebooks import notebook_path
+from mktlab.runner.sweep import job_tags
 from mktlab.tracking import provenance
 
-register_configs()
+registry.register()
 console = Console(stderr=True, highlight=False)
 
-SUMMARY_PREFIXES = ("test_", "baseline_", "cv_", "fid", "reference_", "best_epoch")
+# The final metrics a run's summary shows (the contract's names): the model's test metrics, its
+# baselines' and references', cross-validation, and the monitored metric's best value and epoch.
+SUMMARY_PREFIXES = ("test_", "baseline_", "reference_", "cv_", "best_")
 
 
 class RunFailed(RuntimeError):
     """A job's notebook raised or was interrupted; its run is marked and its notebook logged."""
-
-
-def notebook_path(config: dict[str, Any]) -> Path:
-    notebook = Path(config["paths"]["notebooks"]) / f"{config['model']['notebook']}.ipynb"
-    if not notebook.is_file():
-        raise FileNotFoundError(f"model.notebook={config['model']['notebook']!r}: {notebook} does not exist")
-    return notebook
 
 
 def scrub(path: Path, secrets: set[str]) -> None:
@@ -98,6 +95,7 @@ def launch(
     try:
         tracker = open_run(
             config,
+            notebook=notebook,
             run_name=run_name_from_overrides(overrides),
             tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir), **(tags or {})},
         )
@@ -139,10 +137,9 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     """
     hydra_cfg = HydraConfig.get()
     config = to_container(cfg)
-    to_dataclasses(config)  # the same validation the notebook applies, before any run exists
+    registry.typed(config)  # the same validation the notebook applies, before any run exists
     overrides = list(hydra_cfg.overrides.task)
-    from mktlab.runner.sweep import job_tags  # a sweep job's run is a child of the sweep's parent run
-
+    # a sweep job's run is a child of the sweep's parent run (job_tags)
     tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg))
     if outcome.ok:
         return dict(tracker.client.get_run(tracker.run_id).data.metrics)

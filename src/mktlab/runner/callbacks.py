@@ -29,6 +29,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from rich.console import Console
 
 from mktlab.runner import sweep as sw
+from mktlab.runner.notebooks import notebook_path
+from mktlab.tracking import Tracker, get_client, get_or_create_experiment, provenance
+from mktlab.tracking.sweeps import load_runs
 
 console = Console(stderr=True, highlight=False)
 
@@ -53,8 +56,6 @@ def _job_config(config: DictConfig) -> dict[str, Any]:
 
 def open_sweep(config: DictConfig) -> sw.SweepRecord:
     """Open the sweep's parent run, log its definition and publish the record for the jobs."""
-    from mktlab.tracking import Tracker, get_client, get_or_create_experiment, provenance
-
     hydra = config.hydra
     choices = dict(hydra.runtime.choices)
     task_overrides = list(hydra.overrides.task)
@@ -127,8 +128,10 @@ def job_failed(config: DictConfig, job_return: JobReturn) -> sw.JobFailure | Non
     reported as completed with a `JobFailure` value and the sweep goes on.
     """
     output_dir = Path(str(config.hydra.runtime.output_dir))
-    notebook_name = OmegaConf.select(config, "model.notebook")
-    notebook = output_dir / f"{notebook_name}.ipynb" if notebook_name else None
+    try:
+        notebook = output_dir / notebook_path(_job_config(config)).name
+    except Exception:  # a job whose config cannot name its notebook (it failed before running it)
+        notebook = None
     failure = None
     if job_return.status == JobStatus.FAILED:
         error = job_return._return_value  # the property would raise it
@@ -155,9 +158,6 @@ def job_failed(config: DictConfig, job_return: JobReturn) -> sw.JobFailure | Non
 
 def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any]]:
     """Log the summary on the parent run, print it, end the parent; returns the failed jobs."""
-    from mktlab.review.runs import load_runs
-    from mktlab.tracking import Tracker, get_client
-
     client = get_client({"uri": record.tracking_uri})
     tracker = Tracker(client, record.parent_run_id)
     failed: list[dict[str, Any]] = [job for job in sw.read_job_files(record.sweep_dir) if job.get("status") == "FAILED"]
@@ -235,8 +235,6 @@ class SweepCallback(Callback):
         """At exit: a sweep that never reached its end (interrupted, or a sweeper raised) leaves its parent FAILED."""
         if self._closed or self.record is None:
             return
-        from mktlab.tracking import get_client
-
         client = get_client({"uri": self.record.tracking_uri})
         client.set_tag(self.record.parent_run_id, "mktlab.error", "the sweep stopped before its end (interrupted, or the sweeper raised)")
         client.set_terminated(self.record.parent_run_id, status="FAILED")

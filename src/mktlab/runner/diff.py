@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from rich.console import Console
 from rich.table import Table
 
+from mktlab.tracking.store import get_client
 from mktlab.runner.records import RunNotFound, RunRecord, default_tracking_uri, metric_table, read_run
 
 SECTIONS = {
@@ -37,10 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("run_b")
     parser.add_argument("--tracking-uri", default=None, help="the store holding the runs (default: the project's)")
     args = parser.parse_args(argv)
-
-    from rich.console import Console
-
-    from mktlab.tracking.store import get_client
 
     console = Console()
     client = get_client({"uri": args.tracking_uri or default_tracking_uri()})

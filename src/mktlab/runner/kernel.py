@@ -28,7 +28,8 @@ _MAX_SOCKET_PATH = 100
 KERNEL_START_TIMEOUT = 180
 # What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
 # a warm kernel imports it while the runner composes the config and opens the run.
-WARM_UP = "import mktlab.session, mktlab.data, mktlab.train, mktlab.evaluation.plots, mlflow.store.tracking.sqlalchemy_store"
+WARM_UP = ("import mktlab.session, mktlab.evaluation.plots, mlflow.store.tracking.sqlalchemy_store; "
+           "mktlab.session.runtime.setup()")
 
 
 class TrackingKernelManager(KernelManager):

@@ -10,6 +10,9 @@ import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mktlab.config import to_container
+from mktlab.models import registry
+
 TIMING_SUFFIX = "_seconds"  # metrics that measure time: expected to differ between identical runs
 
 
@@ -47,9 +50,7 @@ class RunRecord:
 
 
 def default_tracking_uri() -> str:
-    from mktlab.config import compose, to_container
-
-    return to_container(compose())["tracking"]["uri"]
+    return to_container(registry.compose())["tracking"]["uri"]
 
 
 def read_run(client: MlflowClient, run_id: str) -> RunRecord:

@@ -9,14 +9,17 @@ from pathlib import Path
 
 from rich.table import Table
 
+from mktlab.config import paths, to_container
+from mktlab.config.secrets import MASK
+from mktlab.models import registry
+from mktlab.runner.app import console, exit_code, launch
 from mktlab.runner.records import RunNotFound, default_tracking_uri, metric_table, read_run
+from mktlab.tracking import provenance
+from mktlab.tracking.store import get_client
 
 
 def provenance_warnings(record) -> list[str]:
     """What differs between the run's recorded code and packages and the current ones."""
-    from mktlab import paths
-    from mktlab.tracking import provenance
-
     warnings = []
     code, _ = provenance.code_state(paths.project_root())
     then, now = record.tags.get("mktlab.git.commit"), code.get("mktlab.git.commit")
@@ -28,7 +31,7 @@ def provenance_warnings(record) -> list[str]:
         recorded = record.tags.get(f"mktlab.version.{name}")
         if recorded and recorded != version:
             warnings.append(f"{name} {recorded} then, {version} now")
-    if provenance.MASK in str(record.config):
+    if MASK in str(record.config):
         warnings.append("the recorded config holds masked credentials: they are rerun as '****'")
     return warnings
 
@@ -40,10 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-dir", default=None, help="folder for the executed notebook (default: experiments/runs/<experiment>/<time>-rerun)")
     args = parser.parse_args(argv)
 
-    from mktlab.config import compose, to_container, to_dataclasses
-    from mktlab.runner.app import console, exit_code, launch
-    from mktlab.tracking.store import get_client
-
     uri = args.tracking_uri or default_tracking_uri()
     try:
         record = read_run(get_client({"uri": uri}), args.run_id)
@@ -54,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[yellow]warning:[/yellow] {warning}")
 
     config = record.config
-    config["paths"] = to_container(compose())["paths"]  # this checkout's folders; the store stays the recorded one
+    config["paths"] = to_container(registry.compose())["paths"]  # this checkout's folders; the store stays the recorded one
     config["tracking"]["uri"] = uri
     try:
-        to_dataclasses(config)
+        registry.typed(config)
     except Exception as error:  # noqa: BLE001 - the schema changed since the run
         console.print(f"[red]mktlab-rerun: the recorded config no longer fits the schema: {error}[/red]")
         return 2

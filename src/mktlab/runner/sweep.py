@@ -21,16 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mktlab.tracking.sweeps import JOB_NUM, PARENT, SWEEP_ID, SWEEP_ROLE, SWEPT
+
 RECORD_FILE = "mktlab_sweep.json"
 JOB_FILE = "mktlab_job.json"
 ENV_VAR = "MKTLAB_SWEEP"
 
-# Tags of sweep runs (the parent holds the definition, each child its place in the sweep).
-SWEEP_ID = "mktlab.sweep_id"
-SWEEP_ROLE = "mktlab.sweep_role"  # "parent" on the sweep's own run
-JOB_NUM = "mktlab.job_num"
-SWEPT = "mktlab.swept"  # comma-separated config keys the sweep varies
-PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under the parent
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import platform
-import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,53 +18,9 @@ from typing import Any
 
 import numpy as np
 
-MASK = "****"
-SECRET_KEY = re.compile(r"(password|passwd|secret|token|api[_-]?key|access[_-]?key|credential|private[_-]?key)", re.I)
-URI_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<password>[^@/\s]+)@", re.I)
+from mktlab.config.secrets import MASK, mask_secrets, scrub_text, secret_values
+
 VERSIONED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "mlflow", "papermill", "hydra-core", "numpy", "scikit-learn")
-
-
-# --------------------------------------------------------------------------- secrets
-
-
-def mask_secrets(value: Any, key: str = "") -> Any:
-    """A copy of a config (dicts, lists, scalars) with credentials masked.
-
-    A value under a key that names a credential (password, token, secret, api_key, ...)
-    becomes `****`; a password inside a URI (`postgresql://user:pw@host`) too.
-    """
-    if isinstance(value, Mapping):
-        return {k: mask_secrets(v, str(k)) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(mask_secrets(v, key) for v in value)
-    if key and SECRET_KEY.search(key) and value not in (None, ""):
-        return MASK
-    if isinstance(value, str):
-        return URI_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", value)
-    return value
-
-
-def secret_values(value: Any, key: str = "") -> set[str]:
-    """Every string a config holds that `mask_secrets` would hide (to scrub them from text)."""
-    found: set[str] = set()
-    if isinstance(value, Mapping):
-        for k, v in value.items():
-            found |= secret_values(v, str(k))
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            found |= secret_values(v, key)
-    elif key and SECRET_KEY.search(key) and value not in (None, ""):
-        found.add(str(value))
-    elif isinstance(value, str):
-        found |= {m["password"] for m in URI_PASSWORD.finditer(value)}
-    return found
-
-
-def scrub_text(text: str, secrets: set[str]) -> str:
-    """`text` with each of `secrets` replaced by the mask (longest first)."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, MASK)
-    return text
 
 
 # --------------------------------------------------------------------------- code

@@ -25,6 +25,7 @@ def run_name_from_overrides(overrides: Sequence[str]) -> str | None:
 def open_run(
     config: Mapping[str, Any],
     *,
+    notebook: Path | None,
     run_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
     parent_run_id: str | None = None,
@@ -38,6 +39,7 @@ def open_run(
 
     Args:
         config: the resolved config as a plain dict.
+        notebook: the notebook the run executes (its content hash is recorded), if any.
         run_name: the run's name; `config["run_name"]` wins when set.
         tags: extra tags (`config["tags"]` is added too).
         parent_run_id: makes the run a child (sweeps).
@@ -49,11 +51,10 @@ def open_run(
     )
     root = Path(config["paths"]["root"])
     code_tags, diff = provenance.code_state(root)
-    notebook = Path(config["paths"]["notebooks"]) / f"{config['model']['notebook']}.ipynb"
     all_tags = {
         "mktlab.model": config["model"]["name"],
         "mktlab.data": config["data"]["name"],
-        "mktlab.notebook_sha256": provenance.file_sha256(notebook),
+        **({"mktlab.notebook": str(notebook), "mktlab.notebook_sha256": provenance.file_sha256(notebook)} if notebook else {}),
         **code_tags,
         **provenance.environment_tags(),
         **dict(config.get("tags") or {}),

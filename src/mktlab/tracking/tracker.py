@@ -29,6 +29,7 @@ class Tracker:
         self.client = client
         self.run_id = run_id
         self.owns_run = owns_run
+        self.finished = False  # whether `finish` ended the run: an ended run is never changed again
 
     # ------------------------------------------------------------------ values
     def log_params(self, params: Mapping[str, Any]) -> None:
@@ -77,9 +78,10 @@ class Tracker:
 
     # ------------------------------------------------------------------ status
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run if this tracker owns it."""
-        if self.owns_run:
+        """End the run if this tracker owns it (once: a later call changes nothing)."""
+        if self.owns_run and not self.finished:
             self.client.set_terminated(self.run_id, status=status)
+            self.finished = True
 
     @property
     def artifact_uri(self) -> str:

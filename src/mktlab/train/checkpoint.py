@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
+from pkgutil import resolve_name
 from typing import Any
 
 import jax
@@ -41,9 +41,7 @@ def load_module(directory: str | Path) -> nnx.Module:
     """Rebuild a module saved by `save_module`."""
     directory = Path(directory)
     meta = json.loads((directory / META_FILE).read_text())
-    module_name, _, class_name = meta["class"].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    module = cls(**meta["kwargs"], rngs=nnx.Rngs(0))
+    module = resolve_name(meta["class"])(**meta["kwargs"], rngs=nnx.Rngs(0))
     names, _, treedef = _flat_state(module)
     with np.load(directory / PARAMS_FILE) as stored:
         missing = [n for n in names if n not in stored]
@@ -52,11 +50,3 @@ def load_module(directory: str | Path) -> nnx.Module:
         leaves = [stored[n] for n in names]
     nnx.update(module, jax.tree_util.tree_unflatten(treedef, leaves))
     return module
-
-
-def load_module_from_run(run_id: str, *, tracking_uri: str, artifact_path: str = "model") -> nnx.Module:
-    """Download a run's saved module and rebuild it."""
-    import mlflow.artifacts
-
-    local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, tracking_uri=tracking_uri)
-    return load_module(local)

@@ -1,4 +1,8 @@
-"""The one training loop: epochs, validation, early stopping, logging, progress."""
+"""The one training loop: epochs, validation, early stopping, divergence checks, progress.
+
+The loop knows nothing of MLflow: each trained copy reports its epochs through a
+callback (`on_epoch(epoch, metrics)`); the notebook side (`mktlab.session`) logs them.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +11,27 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import jax
 from tqdm import tqdm
 
 from mktlab.config.schema import TrainerConfig
+from mktlab.train.state import merge_module
+from mktlab.train.steps import START_PREFIX
 
 
-class NonFiniteLossError(FloatingPointError):
-    """A training metric became NaN or infinite."""
+class TrainingDiverged(FloatingPointError):
+    """Training went astray: a metric became NaN or infinite, or the loss grew far past its start."""
 
 
-class Tracking(Protocol):
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+class NonFiniteLossError(TrainingDiverged):
+    """A training or monitored metric became NaN or infinite."""
 
-    def set_tags(self, tags: dict[str, str]) -> None: ...
+
+ADVICE = "lower optim.lr, add optim.grad_clip, or check the data for extreme values"
+
+EpochCallback = Callable[[int, dict[str, float]], None]  # on_epoch(epoch, metrics)
 
 
 @dataclass
@@ -66,6 +75,7 @@ class FitResult:
     best_score: float = math.nan
     stopped_early: bool = False
     seconds: float = 0.0
+    monitor: str = ""  # the metric `best_score` is the best of
 
     @property
     def epochs_run(self) -> int:
@@ -78,18 +88,17 @@ class FitResult:
     @property
     def model(self) -> Any:
         """The best epoch's module (needs `graphdef`)."""
-        from mktlab.train.state import merge_module
-
         return merge_module(self.graphdef, self.state.params, self.state.rest)
 
 
 @dataclass
 class SeedResults:
-    """The outcome of training several seeds at once: one `FitResult` and child run per seed."""
+    """The outcome of training several seeds at once: one `FitResult` per seed (and, on the
+    notebook side, the child run each seed logged into)."""
 
     seeds: list[int]
     results: list[FitResult]
-    trackers: list[Any]
+    trackers: list[Any] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -133,7 +142,7 @@ def fit_loop(
     *,
     model_key: jax.Array,
     train_key: jax.Array,
-    tracker: Tracking | None = None,
+    on_epoch: EpochCallback | None = None,
     desc: str = "train",
 ) -> FitResult:
     """Train `task` for up to `trainer.epochs` epochs and keep the best epoch's state.
@@ -143,13 +152,14 @@ def fit_loop(
         trainer: epochs, patience, progress settings.
         model_key: the key of the parameter init.
         train_key: each epoch's key is `fold_in(train_key, epoch)`.
-        tracker: receives every epoch's metrics (`step=epoch`); None logs nothing.
+        on_epoch: called with each epoch's number and metrics (e.g. to log them).
         desc: the progress bar's label.
 
     Raises:
-        NonFiniteLossError: a training or monitored metric became NaN or infinite.
+        TrainingDiverged: a metric became NaN or infinite, or a loss grew more than
+            `trainer.divergence_factor` times its value at the first step.
     """
-    return _train([task], trainer, model_keys=[model_key], train_keys=[train_key], trackers=[tracker], desc=desc, vectorized=False)[0]
+    return _train([task], trainer, model_keys=[model_key], train_keys=[train_key], callbacks=[on_epoch], desc=desc, vectorized=False)[0]
 
 
 def fit_loop_vectorized(
@@ -158,7 +168,7 @@ def fit_loop_vectorized(
     *,
     model_keys: Sequence[jax.Array],
     train_keys: Sequence[jax.Array],
-    trackers: Sequence[Tracking | None],
+    callbacks: Sequence[EpochCallback | None],
     desc: str = "train",
 ) -> list[FitResult]:
     """Train one copy per key pair with one compiled epoch (`trainer.seed_batch` copies at
@@ -171,12 +181,12 @@ def fit_loop_vectorized(
     separate `fit_loop` run with `model_keys[i]`, `train_keys[i]` (to float tolerance).
     Training ends when every copy has stopped.
     """
-    tasks = [task] * len(trackers) if isinstance(task, TrainTask) else list(task)
-    if len(tasks) != len(trackers):
-        raise ValueError(f"{len(tasks)} tasks for {len(trackers)} copies")
+    tasks = [task] * len(callbacks) if isinstance(task, TrainTask) else list(task)
+    if len(tasks) != len(callbacks):
+        raise ValueError(f"{len(tasks)} tasks for {len(callbacks)} copies")
     if any(t.train_epoch is not tasks[0].train_epoch for t in tasks):
         raise ValueError("copies trained together must share one train_epoch")
-    return _train(tasks, trainer, model_keys=list(model_keys), train_keys=list(train_keys), trackers=list(trackers), desc=desc,
+    return _train(tasks, trainer, model_keys=list(model_keys), train_keys=list(train_keys), callbacks=list(callbacks), desc=desc,
                   vectorized=True)
 
 
@@ -185,9 +195,10 @@ class _Member:
     """The loop's bookkeeping for one trained copy."""
 
     result: FitResult
-    tracker: Tracking | None
+    on_epoch: EpochCallback | None
     waited: int = 0
     active: bool = True
+    start: dict[str, float] = field(default_factory=dict)  # each loss at the first training step
 
 
 class _SeedGroup:
@@ -245,7 +256,7 @@ def _train(
     *,
     model_keys: list[jax.Array],
     train_keys: list[jax.Array],
-    trackers: list[Tracking | None],
+    callbacks: list[EpochCallback | None],
     desc: str,
     vectorized: bool,
 ) -> list[FitResult]:
@@ -253,55 +264,46 @@ def _train(
         if task.mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {task.mode!r}")
     started = time.perf_counter()
-    for task, tracker in zip(tasks, trackers):
-        if tracker is not None:  # sweeps and reviews rank runs by this metric, in this direction
-            tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})
     groups = _seed_groups(tasks, trainer, model_keys, train_keys, vectorized)
     group_of = [group for group in groups for _ in group.members]  # groups hold consecutive members
-    members = [_Member(FitResult(state=group_of[i].member_state(i), graphdef=task.graphdef), tracker)
-               for i, (task, tracker) in enumerate(zip(tasks, trackers))]
+    members = [_Member(FitResult(state=group_of[i].member_state(i), graphdef=task.graphdef), callback)
+               for i, (task, callback) in enumerate(zip(tasks, callbacks))]
     bar = tqdm(range(1, trainer.epochs + 1), desc=desc, unit="epoch", disable=not trainer.progress, file=sys.stderr, dynamic_ncols=True)
-    for epoch in bar:
-        for group in groups:
-            if any(members[i].active for i in group.members):
-                group.train_epoch(epoch)
-        for i, (task, member) in enumerate(zip(tasks, members)):
-            if not member.active:
-                continue
-            state = group_of[i].member_state(i)
-            row = {f"train_{k}": float(v) for k, v in group_of[i].member_metrics(i).items()}
-            bad = [k for k, v in row.items() if not math.isfinite(v)]
-            if bad:
-                bar.close()
-                raise NonFiniteLossError(
-                    f"{', '.join(bad)} became {row[bad[0]]} at epoch {epoch}; "
-                    "lower optim.lr, add optim.grad_clip, or check the data for extreme values"
-                )
-            row.update(task.validate(state))
-            monitored = task.monitor in row  # a model may validate only some epochs (e.g. image metrics)
-            score = row.get(task.monitor, math.nan)
-            if monitored and not math.isfinite(score):
-                bar.close()
-                raise NonFiniteLossError(f"the monitored metric {task.monitor} is {score} at epoch {epoch}")
-            result = member.result
-            result.history.append({"epoch": epoch, **row})
-            if member.tracker is not None:
-                member.tracker.log_metrics(row, step=epoch)
-            if task.on_epoch_end is not None:
-                task.on_epoch_end(epoch, state, row)
-            if not monitored:
-                pass
-            elif _improved(score, result.best_score, task.mode, trainer.min_delta):
-                result.state, result.best_epoch, result.best_score, member.waited = state, epoch, score, 0
-            else:
-                member.waited += 1
-            if trainer.patience is not None and member.waited >= trainer.patience:
-                result.stopped_early, member.active = True, False
-            if i == 0 or not vectorized:
-                bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()}, refresh=False)
-        if not any(member.active for member in members):
-            break
-    bar.close()
+    try:
+        for epoch in bar:
+            for group in groups:
+                if any(members[i].active for i in group.members):
+                    group.train_epoch(epoch)
+            for i, (task, member) in enumerate(zip(tasks, members)):
+                if not member.active:
+                    continue
+                state = group_of[i].member_state(i)
+                row = _epoch_row(group_of[i].member_metrics(i), member, epoch, trainer.divergence_factor)
+                row.update(task.validate(state))
+                monitored = task.monitor in row  # a model may validate only some epochs (e.g. image metrics)
+                score = row.get(task.monitor, math.nan)
+                if monitored and not math.isfinite(score):
+                    raise NonFiniteLossError(f"the monitored metric {task.monitor} is {score} at epoch {epoch}; {ADVICE}")
+                result = member.result
+                result.history.append({"epoch": epoch, **row})
+                if member.on_epoch is not None:
+                    member.on_epoch(epoch, row)
+                if task.on_epoch_end is not None:
+                    task.on_epoch_end(epoch, state, row)
+                if not monitored:
+                    pass
+                elif _improved(score, result.best_score, task.mode, trainer.min_delta):
+                    result.state, result.best_epoch, result.best_score, member.waited = state, epoch, score, 0
+                else:
+                    member.waited += 1
+                if trainer.patience is not None and member.waited >= trainer.patience:
+                    result.stopped_early, member.active = True, False
+                if i == 0 or not vectorized:
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in row.items()}, refresh=False)
+            if not any(member.active for member in members):
+                break
+    finally:
+        bar.close()
     seconds = time.perf_counter() - started
     results = []
     for i, (task, member) in enumerate(zip(tasks, members)):
@@ -309,7 +311,32 @@ def _train(
         if result.best_epoch == 0 and result.history:  # nothing was monitored: keep the last epoch
             result.state, result.best_epoch = group_of[i].member_state(i), result.history[-1]["epoch"]
         result.seconds = seconds
-        if member.tracker is not None and math.isfinite(result.best_score):
-            member.tracker.log_metrics({f"best_{task.monitor}": result.best_score, "best_epoch": result.best_epoch})
+        result.monitor = task.monitor
         results.append(task.finish(result) if task.finish is not None else result)
     return results
+
+
+def _epoch_row(metrics: dict[str, Any], member: _Member, epoch: int, divergence_factor: float | None) -> dict[str, float]:
+    """The epoch's training metrics as `train_<name>` floats, checked for NaN and divergence.
+
+    Each loss is compared with its value at the first training step (reported by the
+    epoch under a `START_PREFIX` name): growing more than `divergence_factor` times past it
+    means the optimization diverges.
+    """
+    values = {k: float(v) for k, v in metrics.items()}
+    starts = {k.removeprefix(START_PREFIX): v for k, v in values.items() if k.startswith(START_PREFIX)}
+    if not member.start:
+        member.start = starts
+    row = {f"train_{k}": v for k, v in values.items() if not k.startswith(START_PREFIX)}
+    bad = [k for k, v in row.items() if not math.isfinite(v)]
+    if bad:
+        raise NonFiniteLossError(f"{', '.join(bad)} became {row[bad[0]]} at epoch {epoch}; {ADVICE}")
+    if divergence_factor is not None:
+        for name, first in member.start.items():
+            value = row.get(f"train_{name}")
+            if value is not None and math.isfinite(first) and first > 0 and value > divergence_factor * first:
+                raise TrainingDiverged(
+                    f"train_{name} grew from {first:.4g} at the first step to {value:.4g} at epoch {epoch} "
+                    f"(more than trainer.divergence_factor={divergence_factor:g} times): training diverges; {ADVICE}"
+                )
+    return row

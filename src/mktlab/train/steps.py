@@ -24,6 +24,7 @@ Metrics = dict[str, jax.Array]
 LossFn = Callable[..., tuple[jax.Array, Metrics]]  # loss_fn(model, batch, *, key) -> (loss, metrics)
 Step = Callable[..., tuple[Any, Metrics]]  # step(state, batch, *, key) -> (state, metrics)
 BATCH_AXIS = "batch"  # the mesh axis a data-parallel step splits the batch over
+START_PREFIX = "start_"  # an epoch reports each loss at its first step under this prefix (the loop's divergence check)
 
 
 def make_train_step(graphdef: nnx.GraphDef, loss_fn: LossFn, tx: optax.GradientTransformation, *,
@@ -152,7 +153,8 @@ def shuffled_order(key: jax.Array, n: int) -> jax.Array:
 def scan_epoch(step: Step, state: Any, arrays: Batch, *, key: jax.Array, batch_size: int) -> tuple[Any, Metrics]:
     """One epoch: shuffle with `key`, run `step` on each full minibatch inside `lax.scan`.
 
-    Returns the new state and each metric averaged over the epoch's steps.
+    Returns the new state and each metric averaged over the epoch's steps, plus each loss
+    (a metric named `loss` or `*_loss`) at the epoch's first step as `start_<name>`.
     """
     n = jax.tree.leaves(arrays)[0].shape[0]
     batch_size = min(batch_size, n)
@@ -166,7 +168,9 @@ def scan_epoch(step: Step, state: Any, arrays: Batch, *, key: jax.Array, batch_s
         return step(carry, batch, key=jax.random.fold_in(step_key, index))
 
     state, metrics = jax.lax.scan(body, state, (jnp.arange(steps), order))
-    return state, jax.tree.map(jnp.mean, metrics)
+    means = jax.tree.map(jnp.mean, metrics)
+    starts = {f"{START_PREFIX}{name}": values[0] for name, values in metrics.items() if name == "loss" or name.endswith("_loss")}
+    return state, {**means, **starts}
 
 
 def compile_epoch(step: Step, batch_size: int) -> Callable[[Any, Batch, jax.Array], tuple[Any, Metrics]]:
@@ -174,11 +178,4 @@ def compile_epoch(step: Step, batch_size: int) -> Callable[[Any, Batch, jax.Arra
     return jax.jit(lambda state, arrays, key: scan_epoch(step, state, arrays, key=key, batch_size=batch_size))
 
 
-def batched_apply(fn: Callable[..., jax.Array], arrays: Batch, batch_size: int) -> jax.Array:
-    """`fn(**chunk)` over row chunks of `arrays`, concatenated (bounded memory at evaluation)."""
-    n = jax.tree.leaves(arrays)[0].shape[0]
-    outputs = [fn(**{k: v[i : i + batch_size] for k, v in arrays.items()}) for i in range(0, n, batch_size)]
-    return jnp.concatenate(outputs) if outputs else jnp.zeros((0,))
-
-
-__all__ = ["make_train_step", "data_parallel_mesh", "training_mesh", "shuffled_order", "scan_epoch", "compile_epoch", "batched_apply", "num_batches"]
+__all__ = ["make_train_step", "data_parallel_mesh", "training_mesh", "shuffled_order", "scan_epoch", "compile_epoch", "num_batches", "START_PREFIX"]

@@ -12,9 +12,10 @@ from mktlab.data.clicklog import ClickLogData, ClickSplit, keep_last
 from mktlab.evaluation import plots
 from mktlab.evaluation.classification import calibration_table
 from mktlab.evaluation.clicks import auc_by_bucket, click_report, logistic_baseline, popularity_scores
-from mktlab.evaluation.report import Report, per_seed
-from mktlab.train.loop import FitResult, SeedResults
-from mktlab.train.lstm import module_kwargs, predict
+from mktlab.evaluation.report import Report
+from mktlab.models.contract import ModelImplementation
+from mktlab.models.lstm.training import build_tasks, module_kwargs, predict
+from mktlab.train.loop import FitResult
 
 MODEL = "LSTM"
 POPULARITY = "item CTR"
@@ -90,12 +91,11 @@ def history_buckets(max_len: int) -> list[int]:
     return sorted({b for b in (0, 1, 2, 3, 5, 10, 15, 20, 30, 50, 100, 200) if b < max_len} | {max_len})
 
 
-@per_seed
 def evaluate(cfg: Any, result: FitResult, data: ClickLogData) -> Report:
     """Test metrics of the LSTM and both baselines, figures, tables and the model."""
     model = result.model
     test, train = data.test, data.train
-    strength = cfg.model.smoothing
+    strength = cfg.model.eval.smoothing
     lstm_scores = predict(model, test.arrays(), batch_size=cfg.trainer.eval_batch_size)
     logreg, _ = logistic_baseline(train.users, train.item_ids, train.clicks, strength=strength, seed=cfg.seed)
     scores = {
@@ -158,7 +158,7 @@ def history_figure(by_seen: pd.DataFrame, by_length: pd.DataFrame, metrics: dict
 # --------------------------------------------------------------------------- reading
 
 
-def reading(report: Report, data: ClickLogData, cfg: Any) -> str:
+def reading(cfg: Any, report: Report, data: ClickLogData) -> str:
     """A short plain-language reading of the result (Markdown), built from the numbers."""
     m = report.metrics
     auc, gauc = m["test_roc_auc"], m["test_gauc"]
@@ -211,14 +211,4 @@ def _versus(difference: float) -> str:
     return f"{'ahead' if difference > 0 else 'behind'} ({difference:+.3f})"
 
 
-# --------------------------------------------------------------------------- serving
-
-
-def log_serving_model(tracker: Any, cfg: Any, result: FitResult | SeedResults, data: ClickLogData) -> str | None:
-    """Log the MLflow pyfunc model (the first seed's when several trained); returns its `runs:/` URI."""
-    if tracker is None:
-        return None
-    from mktlab.tracking.pyfunc_lstm import log_pyfunc
-
-    fitted = result.results[0] if isinstance(result, SeedResults) else result
-    return log_pyfunc(tracker, fitted.model, module_kwargs(cfg, data), data)
+implementation = ModelImplementation(build_tasks=build_tasks, evaluate=evaluate, reading=reading)

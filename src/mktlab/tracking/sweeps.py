@@ -1,7 +1,7 @@
 """A sweep's runs (or an experiment's) read from MLflow into one ranked table.
 
 The main metric of a run is `best_<monitor>`, where `mktlab.monitor` and
-`mktlab.monitor_mode` are the tags the training loop sets from the model's `TrainTask`
+`mktlab.monitor_mode` are the tags a run's training sets from the model's monitor
 (e.g. `best_val_rmse`, lower is better, for matrix factorization). The sweep callback,
 `mktlab-runs` and the review notebook all rank with `load_runs`.
 """
@@ -19,8 +19,12 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from mktlab.runner.sweep import JOB_NUM, SWEEP_ID, SWEEP_ROLE, SWEPT
-
+# Tags of sweep runs (the parent holds the definition, each child its place in the sweep).
+SWEEP_ID = "mktlab.sweep_id"
+SWEEP_ROLE = "mktlab.sweep_role"  # "parent" on the sweep's own run
+JOB_NUM = "mktlab.job_num"
+SWEPT = "mktlab.swept"  # comma-separated config keys the sweep varies
+PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under the parent
 MONITOR, MONITOR_MODE = "mktlab.monitor", "mktlab.monitor_mode"
 # Params that differ between runs without being chosen by anyone.
 INCIDENTAL = ("data.stats.", "paths.", "tracking.", "tags.", "run_name", "experiment_name")

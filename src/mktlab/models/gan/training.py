@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,14 @@ from flax import nnx, struct
 
 from mktlab.config.schema import OptimConfig, TrainerConfig
 from mktlab.data.images import ImageData, ImageSplit
-from mktlab.evaluation.images import ImageScorer, gaussian_stats, image_metrics, map_in_chunks
-from mktlab.models.gan import Discriminator, Generator, ImageClassifier
-from mktlab.train.checkpoint import load_module, load_module_from_run, save_module
+from mktlab.evaluation.images import ImageScorer, gaussian_stats, image_metrics
+from mktlab.models.gan.module import Discriminator, Generator, ImageClassifier
+from mktlab.tracking.checkpoints import load_module_from_run
+from mktlab.train.checkpoint import load_module, save_module
+from mktlab.train.keys import run_keys
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
+from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import TrainState, abstract_graphdef, jit_init, merge_module
 from mktlab.train.steps import Step, compile_epoch, make_train_step, num_batches
 
@@ -70,9 +73,8 @@ def g_loss(g: Generator, batch: dict[str, Any], *, key: jax.Array, d_graphdef: n
     The discriminator's variables arrive in the batch (`d_params`, `d_rest`) so the
     gradient is taken with respect to the generator only.
     """
-    del key
     d = merge_module(d_graphdef, batch["d_params"], batch["d_rest"])
-    return jnp.mean(jax.nn.softplus(-d(g(batch["z"])))), {}
+    return jnp.mean(jax.nn.softplus(-d(g(batch["z"], key=key)))), {}
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def make_gan_steps(
             step_key = jax.random.fold_in(key, index)
             # Generated images for D come from G in training mode (batch statistics), as in G's own step.
             generator = merge_module(g_graphdef, state.g.params, state.g.rest)
-            fake = jax.lax.stop_gradient(generator(jax.random.normal(step_key, (batch_size, latent_dim))))
+            fake = jax.lax.stop_gradient(generator(jax.random.normal(step_key, (batch_size, latent_dim)), key=step_key))
             return d_step(d_state, {"real": real, "fake": fake}, key=step_key)
 
         d_state, d_metrics = jax.lax.scan(d_update, state.d, (jnp.arange(d_steps), reals))
@@ -141,16 +143,15 @@ def discriminator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=16)
 def make_sampler(g_graphdef: nnx.GraphDef):
-    """`sample(params, rest, z) -> images`, jitted, with batch norm on its running averages.
+    """`sample(params, rest, z) -> images`, jitted, the generator in inference mode (batch norm on
+    its running averages).
 
     Cached per graph, so sampling the same generator again does not compile again.
     """
 
     @jax.jit
     def sample(params: Any, rest: Any, z: jax.Array) -> jax.Array:
-        generator = merge_module(g_graphdef, params, rest)
-        generator.eval()
-        return generator(z)
+        return merge_module(g_graphdef, params, rest)(z)
 
     return sample
 
@@ -160,7 +161,7 @@ def generate(generator: Generator, n: int, *, key: jax.Array, batch_size: int = 
     graphdef, params, rest = nnx.split(generator, nnx.Param, ...)
     sample = make_sampler(graphdef)
     z = jax.random.normal(key, (n, generator.latent_dim))
-    return map_in_chunks(lambda chunk: sample(params, rest, chunk), z, batch_size)
+    return predict_in_chunks(lambda chunk: sample(params, rest, chunk), z, batch_size, padding="chunk")
 
 
 def load_generator(directory: str | Path) -> Generator:
@@ -178,7 +179,8 @@ def generate_from_run(run_id: str, n: int, *, tracking_uri: str, seed: int = 0) 
 
 CLASSIFIER_VERSION = 1  # bump when ImageClassifier or its training changes: cached classifiers are retrained
 CLASSIFIER_BATCH = 128
-CLASSIFIER_LR = 1e-3
+CLASSIFIER_OPTIMIZER = OptimConfig(name="adam", lr=1e-3, weight_decay=0.0, b1=0.9, b2=0.999, eps=1e-8, momentum=0.0,
+                                   nesterov=False, grad_clip=None, schedule="constant", warmup_epochs=0)
 
 
 def classifier_loss(model: ImageClassifier, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[jax.Array, dict]:
@@ -193,7 +195,7 @@ def train_classifier(train: ImageSplit, val: ImageSplit, num_classes: int, *, ep
     """Train the evaluation classifier with the shared loop; keeps the epoch of best validation accuracy."""
     image_size, channels = train.images.shape[1], train.images.shape[-1]
     kwargs = {"image_size": int(image_size), "num_classes": num_classes, "channels": int(channels)}
-    tx = build_optimizer(OptimConfig(lr=CLASSIFIER_LR))
+    tx = build_optimizer(CLASSIFIER_OPTIMIZER)
     factory = lambda rngs: ImageClassifier(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)
     epoch = compile_epoch(make_train_step(graphdef, classifier_loss, tx), CLASSIFIER_BATCH)
@@ -203,7 +205,7 @@ def train_classifier(train: ImageSplit, val: ImageSplit, num_classes: int, *, ep
     def validate(state: TrainState) -> dict[str, float]:
         if len(val) == 0:
             return {}
-        predicted = map_in_chunks(lambda chunk: predict(state.params, state.rest, chunk), val.images, 4096)
+        predicted = predict_in_chunks(lambda chunk: predict(state.params, state.rest, chunk), val.images, 4096, padding="chunk")
         return {"val_accuracy": float(np.mean(predicted == val.labels))}
 
     task = TrainTask(
@@ -215,7 +217,8 @@ def train_classifier(train: ImageSplit, val: ImageSplit, num_classes: int, *, ep
         graphdef=graphdef,
     )
     model_key, train_key = jax.random.split(jax.random.key(seed))
-    trainer = TrainerConfig(epochs=epochs, batch_size=CLASSIFIER_BATCH, patience=None, progress=progress)
+    trainer = TrainerConfig(epochs=epochs, batch_size=CLASSIFIER_BATCH, patience=None, min_delta=0.0, divergence_factor=None,
+                            eval_batch_size=4096, progress=progress, seeds=None, num_seeds=1, seed_batch=None, data_parallel=False)
     result = fit_loop(task, trainer, model_key=model_key, train_key=train_key, desc="evaluation classifier")
     info = {"val_accuracy": result.best_score, "best_epoch": result.best_epoch, "epochs": epochs, **kwargs}
     return result.model, info  # type: ignore[return-value]
@@ -280,10 +283,8 @@ class GANFitResult(FitResult):
 
     @property
     def model(self) -> Generator:
-        """The kept epoch's generator, in evaluation mode (batch norm on running averages)."""
-        generator = merge_module(self.g_graphdef, self.state.g.params, self.state.g.rest)
-        generator.eval()
-        return generator  # type: ignore[return-value]
+        """The kept epoch's generator (called without a key, it samples in inference mode)."""
+        return merge_module(self.g_graphdef, self.state.g.params, self.state.g.rest)  # type: ignore[return-value]
 
 
 def gan_batch_size(trainer: TrainerConfig, num_images: int, d_steps: int) -> int:
@@ -298,7 +299,7 @@ def gan_batch_size(trainer: TrainerConfig, num_images: int, d_steps: int) -> int
 
 def evaluation_count(cfg: Any, data: ImageData) -> int:
     """Generated images scored per evaluation: `model.eval_samples`, at most the training images."""
-    return min(cfg.model.eval_samples, len(data.train))
+    return min(cfg.model.eval.samples, len(data.train))
 
 
 @dataclass(frozen=True)
@@ -329,8 +330,8 @@ def build_training(cfg: Any, data: ImageData) -> GANTraining:
     m, trainer = cfg.model, cfg.trainer
     batch_size = gan_batch_size(trainer, len(data.train), m.d_steps)
     steps_per_epoch = num_batches(len(data.train), batch_size * m.d_steps)
-    g_tx = build_optimizer(m.g_optim, total_steps=steps_per_epoch * trainer.epochs, steps_per_epoch=steps_per_epoch)
-    d_tx = build_optimizer(m.d_optim, total_steps=steps_per_epoch * m.d_steps * trainer.epochs,
+    g_tx = build_optimizer(cfg.optim.generator, total_steps=steps_per_epoch * trainer.epochs, steps_per_epoch=steps_per_epoch)
+    d_tx = build_optimizer(cfg.optim.discriminator, total_steps=steps_per_epoch * m.d_steps * trainer.epochs,
                            steps_per_epoch=steps_per_epoch * m.d_steps)
     g_kwargs, d_kwargs = generator_kwargs(cfg, data), discriminator_kwargs(cfg, data)
     g_factory = lambda rngs: Generator(**g_kwargs, rngs=rngs)  # noqa: E731
@@ -376,7 +377,7 @@ class GANSetup:
 def build_setup(cfg: Any, data: ImageData) -> GANSetup:
     """The evaluation classifier (trained once per data set, then cached) and the compiled training of `cfg`."""
     classifier, classifier_dir = load_or_train_classifier(
-        data, cache_dir=cfg.paths.cache, epochs=cfg.model.classifier_epochs, progress=cfg.trainer.progress
+        data, cache_dir=cfg.paths.cache, epochs=cfg.model.eval.classifier_epochs, progress=cfg.trainer.progress
     )
     scorer = ImageScorer(classifier, batch_size=cfg.trainer.eval_batch_size)
     val_stats, val_reference = None, {}
@@ -384,7 +385,7 @@ def build_setup(cfg: Any, data: ImageData) -> GANSetup:
         val_features, _ = scorer(data.val.images)
         val_stats = gaussian_stats(val_features)
         ref_features, ref_probs = scorer(data.train.images[: evaluation_count(cfg, data)])
-        metrics = image_metrics(ref_features, ref_probs, val_stats, min_share=cfg.model.coverage_min_share)
+        metrics = image_metrics(ref_features, ref_probs, val_stats, min_share=cfg.model.eval.coverage_min_share)
         val_reference = {f"val_{k}": v for k, v in metrics.items()}
     return GANSetup(training=build_training(cfg, data), scorer=scorer, classifier_dir=classifier_dir,
                     val_stats=val_stats, val_reference=val_reference)
@@ -395,10 +396,10 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
     rendered frames, validation and hook; its result is a `GANFitResult`.
 
     Every seed's task shares `setup.training.epoch`, so seeds train together with one
-    compiled epoch (`fit_loop_vectorized`).
+    compiled epoch (`fit_loop_vectorized`). Every `model.sample_every` epochs (and at the
+    last) the fixed latent batch is rendered and `model.eval.samples` generated images are
+    scored against the validation split.
     """
-    from mktlab.train import run_keys
-
     m, trainer, training, scorer = cfg.model, cfg.trainer, setup.training, setup.scorer
     model_key = run_keys(seed)["model_key"]
     sample = training.sample
@@ -407,7 +408,7 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
     frames: dict[int, np.ndarray] = {}
 
     def due(epoch: int) -> bool:
-        return epoch % max(trainer.sample_every, 1) == 0 or epoch == trainer.epochs
+        return epoch % m.sample_every == 0 or epoch == trainer.epochs
 
     def render(state: GANState) -> np.ndarray:
         return np.asarray(sample(state.g.params, state.g.rest, fixed_z))
@@ -421,9 +422,9 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
         epoch = int(state.g.step) // training.steps_per_epoch
         if setup.val_stats is None or not due(epoch):
             return {}  # the loop then neither selects nor counts patience on this epoch
-        images = map_in_chunks(lambda z: sample(state.g.params, state.g.rest, z), eval_z, trainer.eval_batch_size)
+        images = predict_in_chunks(lambda z: sample(state.g.params, state.g.rest, z), eval_z, trainer.eval_batch_size, padding="chunk")
         features, probs = scorer(images)
-        return {f"val_{k}": v for k, v in image_metrics(features, probs, setup.val_stats, min_share=m.coverage_min_share).items()}
+        return {f"val_{k}": v for k, v in image_metrics(features, probs, setup.val_stats, min_share=m.eval.coverage_min_share).items()}
 
     def on_epoch_end(epoch: int, state: GANState, row: dict[str, float]) -> None:
         if due(epoch):
@@ -440,21 +441,7 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
                      on_epoch_end=on_epoch_end, finish=finish)
 
 
-def build_seed_tasks(cfg: Any, data: ImageData, seeds: list[int]) -> list[TrainTask]:
+def build_tasks(cfg: Any, data: ImageData, seeds: Sequence[int]) -> list[TrainTask]:
     """One `seed_task` per seed over one shared `build_setup` (one classifier, one compiled epoch)."""
     setup = build_setup(cfg, data)
     return [seed_task(cfg, data, setup, seed) for seed in seeds]
-
-
-def fit(cfg: Any, data: ImageData, tracker: Any = None) -> GANFitResult:
-    """Train the GAN on `data.train`; the epoch with the lowest validation FID is kept.
-
-    Every `trainer.sample_every` epochs (and at the last) the fixed latent batch is
-    rendered and `eval_samples` generated images are scored against the validation
-    split (`val_fid`, `val_inception_score`, `val_class_coverage`).
-    """
-    from mktlab.train import run_keys
-
-    keys = run_keys(cfg.seed)
-    (task,) = build_seed_tasks(cfg, data, [cfg.seed])
-    return fit_loop(task, cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="gan")  # type: ignore[return-value]

@@ -12,9 +12,10 @@ from mktlab.data.tabular import TabularData, cross_validation_folds, one_hot_des
 from mktlab.evaluation import plots
 from mktlab.evaluation.classification import binary_report
 from mktlab.evaluation.marketing import auc_standard_error, percent, response_report, top_size
-from mktlab.evaluation.report import Report, per_seed
+from mktlab.evaluation.report import Report
+from mktlab.models.contract import ModelImplementation
+from mktlab.models.mlp.training import build_tasks, fit_quietly, module_kwargs, predict
 from mktlab.train.loop import FitResult
-from mktlab.train.mlp import fit, module_kwargs, predict
 
 LIFT_FRACTIONS = (0.1, 0.2)
 
@@ -31,7 +32,7 @@ def logistic_baseline(cfg: Any, data: TabularData) -> tuple[Any, float]:
     from sklearn.linear_model import LogisticRegression
 
     x_train, x_val = one_hot_design(data.train, data.cardinalities), one_hot_design(data.val, data.cardinalities)
-    candidates = list(cfg.model.baseline_c) or [1.0]
+    candidates = list(cfg.model.eval.baseline_c) or [1.0]
     fitted = [LogisticRegression(C=c, max_iter=5000).fit(x_train, data.train.labels.astype(int)) for c in candidates]
     scores = [binary_report(data.val.labels, m.predict_proba(x_val)[:, 1])["roc_auc"] if len(data.val) else np.nan for m in fitted]
     best = int(np.nanargmax(scores)) if np.isfinite(scores).any() else len(candidates) - 1
@@ -43,12 +44,12 @@ def baseline_scores(model: Any, data: TabularData) -> np.ndarray:
 
 
 def scores_report(cfg: Any, y_true: np.ndarray, y_score: np.ndarray, *, prefix: str) -> dict[str, float]:
-    return response_report(y_true, y_score, top_fraction=cfg.model.top_fraction, lift_fractions=LIFT_FRACTIONS, prefix=prefix)
+    return response_report(y_true, y_score, top_fraction=cfg.model.eval.top_fraction, lift_fractions=LIFT_FRACTIONS, prefix=prefix)
 
 
 def top_customers(cfg: Any, data: TabularData, scores: np.ndarray, baseline: np.ndarray) -> pd.DataFrame:
     """The test customers a campaign would mail: the top-scored ones with scores and the actual outcome."""
-    count = cfg.model.top_customers or top_size(len(data.test), cfg.model.top_fraction)
+    count = cfg.model.eval.top_customers or top_size(len(data.test), cfg.model.eval.top_fraction)
     order = np.argsort(-scores, kind="stable")[:count]
     baseline_rank = np.empty(len(baseline), np.int64)
     baseline_rank[np.argsort(-baseline, kind="stable")] = np.arange(1, len(baseline) + 1)
@@ -71,7 +72,6 @@ def monitored_history(result: FitResult) -> list[dict[str, float]]:
     return [{k: v for k, v in row.items() if k in ("epoch", "val_roc_auc") or k.startswith("train_")} for row in result.history]
 
 
-@per_seed
 def evaluate(cfg: Any, result: FitResult, data: TabularData) -> Report:
     """Test metrics of the best epoch's MLP and of the logistic baseline, charts, mailing list, model.
 
@@ -86,7 +86,7 @@ def evaluate(cfg: Any, result: FitResult, data: TabularData) -> Report:
     metrics = scores_report(cfg, y, scores, prefix="test_")
     metrics.update(scores_report(cfg, y, baseline_p, prefix="baseline_test_"))
     metrics.update({
-        "baseline_c": c, "test_customers": len(y), "test_top_size": top_size(len(y), cfg.model.top_fraction),
+        "baseline_c": c, "test_customers": len(y), "test_top_size": top_size(len(y), cfg.model.eval.top_fraction),
         "best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "fit_seconds": result.seconds,
     })
     curves = {"MLP": (y, scores), "logistic baseline": (y, baseline_p)}
@@ -95,35 +95,37 @@ def evaluate(cfg: Any, result: FitResult, data: TabularData) -> Report:
                                                 title="MLP: training loss and validation ROC AUC"),
         "roc": plots.roc_curves(curves, title="ROC curve (test)"),
         "pr": plots.pr_curves(curves, title="Precision-recall (test)"),
-        "gains": plots.gains_curves(curves, mark=cfg.model.top_fraction, title="Cumulative gains (test)"),
-        "lift": plots.lift_curves(curves, mark=cfg.model.top_fraction, title="Lift (test)"),
+        "gains": plots.gains_curves(curves, mark=cfg.model.eval.top_fraction, title="Cumulative gains (test)"),
+        "lift": plots.lift_curves(curves, mark=cfg.model.eval.top_fraction, title="Lift (test)"),
         "calibration": plots.calibration_curves(curves, title="Calibration (test)"),
     }
     tables = {
         "top_customers.csv": top_customers(cfg, data, scores, baseline_p),
         "standardization.csv": data.standardization(),
     }
-    return Report(metrics=metrics, figures=figures, tables=tables, model=(model, module_kwargs(cfg, data)))
+    cv = cross_validate(cfg, data)
+    return Report(metrics={**metrics, **cv.metrics}, figures=figures, tables={**tables, **cv.tables},
+                  model=(model, module_kwargs(cfg, data)))
 
 
 CV_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "accuracy", "top{p}_hits", "top{p}_recall", "lift_at_10", "lift_at_20")
 
 
 def cross_validate(cfg: Any, data: TabularData) -> Report:
-    """`trainer.cv_folds`-fold stratified cross-validation of the MLP and the baseline on the development rows.
+    """`model.eval.cv_folds`-fold stratified cross-validation of the MLP and the baseline on the development rows.
 
     Each fold trains a fresh MLP (early stopping on a validation share of the fold's
     training rows) and a fresh baseline, and scores the held-out fold. Returns `cv_<metric>_mean`
     and `cv_<metric>_std` (sample standard deviation over folds; `cv_baseline_...` for the
-    baseline) and a per-fold table. No folds (an empty report) when `trainer.cv_folds` < 2.
+    baseline) and a per-fold table. No folds (an empty report) when `model.eval.cv_folds` < 2.
     """
-    k = cfg.trainer.cv_folds
+    k = cfg.model.eval.cv_folds
     if k < 2:
         return Report()
     folds = cross_validation_folds(data, k, seed=cfg.seed, val_frac=cfg.data.val_frac)
     rows = []
     for i, fold in enumerate(folds, start=1):
-        result = fit(cfg, fold, None, desc=f"mlp fold {i}/{k}")
+        result = fit_quietly(cfg, fold, desc=f"mlp fold {i}/{k}")
         baseline, c = logistic_baseline(cfg, fold)
         row = {"fold": i, "train": len(fold.train), "val": len(fold.val), "held_out": len(fold.test),
                "buyers_held_out": fold.test.positives, "best_epoch": result.best_epoch, "baseline_c": c}
@@ -131,7 +133,7 @@ def cross_validate(cfg: Any, data: TabularData) -> Report:
         row.update(scores_report(cfg, fold.test.labels, baseline_scores(baseline, fold), prefix="baseline_"))
         rows.append(row)
     table = pd.DataFrame(rows)
-    names = [m.format(p=percent(cfg.model.top_fraction)) for m in CV_METRICS]
+    names = [m.format(p=percent(cfg.model.eval.top_fraction)) for m in CV_METRICS]
     metrics: dict[str, float] = {"cv_folds": k}
     for column in [*names, *(f"baseline_{m}" for m in names), "best_epoch"]:
         metrics[f"cv_{column}_mean"] = float(table[column].mean())
@@ -139,7 +141,7 @@ def cross_validate(cfg: Any, data: TabularData) -> Report:
     return Report(metrics=metrics, tables={"cv_folds.csv": table.round(5)})
 
 
-def reading(report: Report, cv: Report | None = None) -> str:
+def reading(cfg: Any, report: Report, data: TabularData) -> str:
     """A one-paragraph plain-language reading of the result (Markdown), built from the numbers."""
     m = report.metrics
     tag = next(key for key in m if key.startswith("test_top") and key.endswith("_hits"))[len("test_top") : -len("_hits")]
@@ -165,8 +167,8 @@ def reading(report: Report, cv: Report | None = None) -> str:
         f"accuracy at 0.5 ({m['test_accuracy']:.3f}) says little when {1 - buyers / max(n, 1):.1%} of customers do not buy. "
         f"Validation ROC AUC peaked at epoch {int(m['best_epoch'])} of {int(m['epochs_run'])}; those parameters are the ones evaluated and saved."
     )
-    if cv is not None and cv.metrics:
-        c = cv.metrics
+    if "cv_folds" in m:
+        c = m
         text += (
             f" Across {int(c['cv_folds'])} cross-validation folds of the development customers, ROC AUC is "
             f"{c['cv_roc_auc_mean']:.3f} ± {c['cv_roc_auc_std']:.3f} for the MLP and "
@@ -174,3 +176,6 @@ def reading(report: Report, cv: Report | None = None) -> str:
             "differences smaller than that spread are not evidence either way."
         )
     return text
+
+
+implementation = ModelImplementation(build_tasks=build_tasks, evaluate=evaluate, reading=reading)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -12,11 +13,13 @@ from flax import nnx
 
 from mktlab.data.tabular import TabularData, TabularSplit
 from mktlab.evaluation.classification import binary_metrics_traced
-from mktlab.models.mlp import ResponseMLP, prior_shift_for
+from mktlab.models.mlp.module import ResponseMLP, prior_shift_for
+from mktlab.train.keys import run_keys
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import epoch_optimizer
+from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, scan_epoch, training_mesh
+from mktlab.train.steps import compile_epoch, make_train_step, scan_epoch, training_mesh
 
 IMBALANCE = ("weight", "sample", "none")
 
@@ -103,8 +106,7 @@ def predict(model: ResponseMLP, split: TabularSplit, *, batch_size: int = 65536)
         return np.zeros(0, np.float32)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     apply = jax.jit(lambda numeric, categorical: merge_module(graphdef, params, rest).probability(numeric, categorical))
-    arrays = {"numeric": jnp.asarray(split.numeric), "categorical": jnp.asarray(split.categorical)}
-    return np.asarray(batched_apply(apply, arrays, batch_size))
+    return predict_in_chunks(apply, {"numeric": split.numeric, "categorical": split.categorical}, batch_size)
 
 
 def build_task(cfg: Any, data: TabularData) -> TrainTask:
@@ -146,9 +148,12 @@ def build_task(cfg: Any, data: TabularData) -> TrainTask:
     )
 
 
-def fit(cfg: Any, data: TabularData, tracker: Any = None, *, desc: str = "mlp") -> FitResult:
-    """Train on `data.train`, stop early on validation ROC AUC, return the best epoch's state."""
-    from mktlab.train import run_keys
+def build_tasks(cfg: Any, data: TabularData, seeds: Sequence[int]) -> list[TrainTask]:
+    """One task for every seed (nothing in it depends on the seed)."""
+    return [build_task(cfg, data)] * len(seeds)
 
+
+def fit_quietly(cfg: Any, data: TabularData, *, desc: str = "mlp") -> FitResult:
+    """Train one copy on `data` with `cfg.seed`'s keys and log nothing (cross-validation folds)."""
     keys = run_keys(cfg.seed)
-    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc=desc)
+    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], desc=desc)

@@ -20,10 +20,7 @@ served; an optional column such as `recent_clicks` goes in every record or in no
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,16 @@ from typing import Any
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types import ColSpec, DataType, Schema
+from mlflow.types.schema import Array
+
+from mktlab.data.clicklog import encode_items, pad_history
+from mktlab.models.lstm.training import module_kwargs, scorer
+from mktlab.tracking.pyfunc import log_pyfunc, pinned_requirements, without_progress_bars
+from mktlab.train.checkpoint import load_module, save_module
+from mktlab.train.loop import SeedResults
+from mktlab.train.state import split_module
 
 ARTIFACT_PATH = "pyfunc_model"
 INPUT_COLUMNS = ("recent_items", "recent_clicks", "candidate_items")
@@ -42,10 +49,6 @@ class ClickLSTMModel(mlflow.pyfunc.PythonModel):
     """Scores candidate items for users given their recent items."""
 
     def load_context(self, context: Any) -> None:
-        from mktlab.train.checkpoint import load_module
-        from mktlab.train.lstm import scorer
-        from mktlab.train.state import split_module
-
         graphdef, params, rest = split_module(load_module(context.artifacts["module"]))
         score = scorer(graphdef, batch_size=SCORE_BATCH)  # compiled once per padded request size
         self.score = lambda arrays: score(params, rest, arrays)
@@ -61,13 +64,11 @@ def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: p
     """Click probabilities of every candidate of every request row (see the module docstring).
 
     Args:
-        score: `score(arrays) -> probabilities` over model inputs (`mktlab.train.lstm.scorer`).
+        score: `score(arrays) -> probabilities` over model inputs (`mktlab.models.lstm.training.scorer`).
         vocabulary: the original ids of the items with their own index.
         max_len: history length of the model's training data.
         requests: rows of `recent_items`, `candidate_items` and optionally `recent_clicks`.
     """
-    from mktlab.data.clicklog import encode_items, pad_history
-
     if isinstance(requests, dict):
         requests = pd.DataFrame(requests)
     missing = [c for c in ("recent_items", "candidate_items") if c not in requests.columns]
@@ -112,11 +113,7 @@ def _as_ids(value: Any, column: str, row: int) -> np.ndarray:
     return ids.astype(np.int64)
 
 
-def signature() -> Any:
-    from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, Schema
-    from mlflow.types.schema import Array
-
+def signature() -> ModelSignature:
     inputs = Schema([
         ColSpec(Array(DataType.long), "recent_items"),
         ColSpec(Array(DataType.long), "recent_clicks", required=False),
@@ -137,51 +134,25 @@ def example_request(data: Any) -> pd.DataFrame:
 
 def save_pyfunc(model: Any, kwargs: dict[str, Any], data: Any, path: str | Path) -> Path:
     """Write the pyfunc model (module, vocabulary, signature, example) to the folder `path`."""
-    from mktlab.train.checkpoint import save_module
-
     path = Path(path)
-    with tempfile.TemporaryDirectory() as tmp, _without_progress_bars():
+    with tempfile.TemporaryDirectory() as tmp, without_progress_bars():
         module_dir = save_module(model, Path(tmp) / "module", kwargs=kwargs)
         vocabulary = Path(tmp) / "vocabulary.json"
         vocabulary.write_text(json.dumps({"vocabulary": [int(v) for v in data.vocabulary], "max_len": int(data.max_len)}))
         mlflow.pyfunc.save_model(
             path=str(path),
-            python_model=str(Path(__file__).with_name("pyfunc_lstm_model.py")),  # models from code: nothing pickled
+            python_model=str(Path(__file__).with_name("serving_model.py")),  # models from code: nothing pickled
             artifacts={"module": str(module_dir), "vocabulary": str(vocabulary)},
             signature=signature(),
             input_example=example_request(data),
-            pip_requirements=_requirements(),
+            pip_requirements=pinned_requirements(REQUIREMENTS),
         )
     return path
 
 
-def log_pyfunc(tracker: Any, model: Any, kwargs: dict[str, Any], data: Any, artifact_path: str = ARTIFACT_PATH) -> str:
-    """Save the pyfunc model into the run's artifacts; returns its `runs:/` URI."""
-    with tempfile.TemporaryDirectory() as tmp:
-        tracker.log_artifacts(save_pyfunc(model, kwargs, data, Path(tmp) / artifact_path), artifact_path)
-    return f"runs:/{tracker.run_id}/{artifact_path}"
-
-
-@contextlib.contextmanager
-def _without_progress_bars():
-    """MLflow validates the input example by loading the model back, drawing download bars into notebook output."""
-    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
-    previous = os.environ.get(key)
-    os.environ[key] = "false"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = previous
-
-
-def _requirements() -> list[str]:
-    pins = []
-    for name in REQUIREMENTS:
-        try:
-            pins.append(f"{name}=={importlib.metadata.version(name)}")
-        except importlib.metadata.PackageNotFoundError:
-            pins.append(name)
-    return pins
+def log_serving_model(tracker: Any, cfg: Any, result: Any, data: Any) -> str | None:
+    """Log the pyfunc model (the first seed's when several trained); returns its `runs:/` URI."""
+    if tracker is None:
+        return None
+    fitted = result.results[0] if isinstance(result, SeedResults) else result
+    return log_pyfunc(tracker, lambda folder: save_pyfunc(fitted.model, module_kwargs(cfg, data), data, folder), ARTIFACT_PATH)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -13,14 +13,15 @@ from flax import nnx
 
 from mktlab.data.clicklog import ClickLogData, ClickSplit
 from mktlab.evaluation.clicks import click_report
-from mktlab.models.lstm import ClickLSTM
-from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.models.lstm.config import MONITORS
+from mktlab.models.lstm.module import ClickLSTM
+from mktlab.train.loop import TrainTask
 from mktlab.train.optim import epoch_optimizer
+from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
 from mktlab.train.steps import compile_epoch, make_train_step, training_mesh
 
 MODEL_INPUTS = ("history", "lengths", "items", "history_clicks")
-MONITORS = {"val_roc_auc": "max", "val_gauc": "max", "val_log_loss": "min"}
 
 
 def click_loss(model: ClickLSTM, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[jax.Array, dict]:
@@ -59,16 +60,10 @@ def scorer(graphdef: nnx.GraphDef, *, batch_size: int) -> Callable[[Any, Any, di
         return jax.nn.sigmoid(model(chunk["history"], chunk["lengths"], chunk["items"], chunk["history_clicks"]))
 
     def score(params: Any, rest: Any, arrays: dict[str, np.ndarray]) -> np.ndarray:
-        n = len(arrays["items"])
-        size = min(batch_size, 1 << max(n - 1, 0).bit_length())
-        out = []
-        for start in range(0, n, size):
-            chunk = {k: np.asarray(arrays[k][start : start + size]) for k in MODEL_INPUTS}
-            rows = len(chunk["items"])
-            if rows < size:
-                chunk = {k: np.concatenate([v, np.zeros((size - rows, *v.shape[1:]), v.dtype)]) for k, v in chunk.items()}
-            out.append(np.asarray(probabilities(params, rest, chunk))[:rows])
-        return np.concatenate(out) if out else np.zeros(0, np.float32)
+        if len(arrays["items"]) == 0:
+            return np.zeros(0, np.float32)
+        inputs = {k: np.asarray(arrays[k]) for k in MODEL_INPUTS}
+        return predict_in_chunks(lambda **chunk: probabilities(params, rest, chunk), inputs, batch_size, padding="power_of_two")
 
     return score
 
@@ -114,8 +109,6 @@ def build_task(cfg: Any, data: ClickLogData) -> TrainTask:
     )
 
 
-def fit(cfg: Any, data: ClickLogData, tracker: Any = None) -> FitResult:
-    from mktlab.train import run_keys
-
-    keys = run_keys(cfg.seed)
-    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="lstm")
+def build_tasks(cfg: Any, data: ClickLogData, seeds: Sequence[int]) -> list[TrainTask]:
+    """One task for every seed (nothing in it depends on the seed)."""
+    return [build_task(cfg, data)] * len(seeds)

@@ -4,6 +4,7 @@ beside the same numbers for real held-out images, training curves, sample grids,
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import jax
@@ -25,8 +26,10 @@ from mktlab.evaluation.images import (
     inception_score,
     png_bytes,
 )
-from mktlab.evaluation.report import Report, per_seed
-from mktlab.train.gan import EVAL_LATENT_STREAM, GANFitResult, evaluation_count, generate
+from mktlab.evaluation.report import Report
+from mktlab.models.contract import ModelImplementation
+from mktlab.models.gan.training import EVAL_LATENT_STREAM, GANFitResult, build_tasks, evaluation_count, generate
+from mktlab.train.keys import run_keys
 
 METRICS = ("fid", "inception_score", "class_coverage")
 REFERENCE_SEED = 0  # which training images form the real-vs-real reference sample (fixed, like the split)
@@ -75,9 +78,8 @@ def class_share_figure(shares: pd.DataFrame, *, title: str = "Classes the classi
     return fig
 
 
-@per_seed
 def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
-    """Score `eval_samples` images of the kept generator against the held-out test images.
+    """Score `model.eval.samples` images of the kept generator against the held-out test images.
 
     Metrics: `test_fid` (generated vs test), `test_inception_score`, `test_class_coverage`,
     and `reference_*`: the same for as many real training images (FID against the test
@@ -88,12 +90,10 @@ def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
     its child run; the returned report holds the mean and spread over seeds, and the first
     seed's figures, files (samples, GIF) and generator, which the parent run saves.
     """
-    from mktlab.train import run_keys
-
     generator = result.model
     scorer = result.scorer
     n = evaluation_count(cfg, data)
-    min_share = cfg.model.coverage_min_share
+    min_share = cfg.model.eval.coverage_min_share
     key = jax.random.fold_in(run_keys(cfg.seed)["model_key"], EVAL_LATENT_STREAM + 1)
     generated = generate(generator, n, key=key, batch_size=cfg.trainer.eval_batch_size)
     gen_features, gen_probs = scorer(generated)
@@ -156,22 +156,14 @@ def generator_fixed_samples(result: GANFitResult) -> np.ndarray:
 
 
 def _classifier_info(result: GANFitResult) -> dict[str, Any]:
-    import json
-
     if result.classifier_dir is None or not (result.classifier_dir / "info.json").is_file():
         return {}
     return json.loads((result.classifier_dir / "info.json").read_text())
 
 
-def reading(report: Report, data: ImageData, *, min_share: float = 0.01) -> str:
-    """A short plain-language reading of the result (Markdown), built from the numbers.
-
-    Args:
-        report: what `evaluate` returned.
-        data: the data set it was evaluated on.
-        min_share: the `model.coverage_min_share` the coverage was counted with.
-    """
-    m = report.metrics
+def reading(cfg: Any, report: Report, data: ImageData) -> str:
+    """A short plain-language reading of the result (Markdown), built from the numbers."""
+    m, min_share = report.metrics, cfg.model.eval.coverage_min_share
     fid, ref_fid = m["test_fid"], m["reference_fid"]
     ratio = fid / ref_fid if ref_fid > 0 else float("inf")
     coverage, ref_coverage = int(m["test_class_coverage"]), int(m["reference_class_coverage"])
@@ -203,5 +195,8 @@ def reading(report: Report, data: ImageData, *, min_share: float = 0.01) -> str:
         f"Their classifier Inception score is {m['test_inception_score']:.2f} against {m['reference_inception_score']:.2f} "
         f"for real held-out images (the ceiling is {data.num_classes}), and, counting a class when at least "
         f"{min_share:.0%} of the images are classified as it, {spread}. "
-        f"{kept}`mktlab.train.gan.generate_from_run` draws new images from them."
+        f"{kept}`mktlab.models.gan.training.generate_from_run` draws new images from them."
     )
+
+
+implementation = ModelImplementation(build_tasks=build_tasks, evaluate=evaluate, reading=reading)

@@ -91,9 +91,10 @@ class ConvTranspose2D(_SquareKernel):
 class Generator(nnx.Module):
     """Latent vector -> dense -> reshape -> 2 transposed convolutions -> tanh image.
 
-    Batch norm follows the dense layer and the first transposed convolution. In training
-    mode it normalizes with the batch statistics; `eval()` switches to the running
-    averages (how saved generators sample).
+    Batch norm follows the dense layer and the first transposed convolution. Called with a
+    `key` (training mode) it normalizes with the batch statistics and updates their running
+    averages; without one (inference, how saved generators sample) it uses the running
+    averages.
 
     Args:
         latent_dim: size of the input noise vector.
@@ -116,10 +117,12 @@ class Generator(nnx.Module):
         self.norm1 = nnx.BatchNorm(features, momentum=bn_momentum, rngs=rngs)
         self.up2 = ConvTranspose2D(features, channels, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, rngs=rngs)
 
-    def __call__(self, z: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
+        """Images in [-1, 1]; `key` switches training mode on (nothing is drawn from it)."""
+        inference = key is None
         x = self.project(z).reshape(z.shape[0], self.base, self.base, -1)
-        x = nnx.relu(self.norm0(x))
-        x = nnx.relu(self.norm1(self.up1(x)))
+        x = nnx.relu(self.norm0(x, use_running_average=inference))
+        x = nnx.relu(self.norm1(self.up1(x), use_running_average=inference))
         return jnp.tanh(self.up2(x))
 
 

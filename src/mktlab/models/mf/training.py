@@ -1,8 +1,9 @@
-"""Matrix factorization: loss, task and fit."""
+"""Matrix factorization: loss, prediction and the training task."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -11,11 +12,12 @@ import numpy as np
 from flax import nnx
 
 from mktlab.data.ratings import RatingsData
-from mktlab.models.mf import MatrixFactorization
-from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.models.mf.module import MatrixFactorization
+from mktlab.train.loop import TrainTask
 from mktlab.train.optim import epoch_optimizer
+from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import batched_apply, compile_epoch, make_train_step, training_mesh
+from mktlab.train.steps import compile_epoch, make_train_step, training_mesh
 
 
 def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float) -> tuple[jax.Array, dict]:
@@ -44,7 +46,7 @@ def predict(model: MatrixFactorization, users: np.ndarray, items: np.ndarray, *,
     """Predicted ratings clipped to the rating scale (compiled once per model graph and chunk shape)."""
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     chunk = functools.partial(clipped_predictions, graphdef, params, rest, scale=tuple(float(bound) for bound in scale))
-    return np.asarray(batched_apply(chunk, {"users": jnp.asarray(users), "items": jnp.asarray(items)}, batch_size))
+    return predict_in_chunks(chunk, {"users": np.asarray(users), "items": np.asarray(items)}, batch_size)
 
 
 @functools.partial(jax.jit, static_argnums=0, static_argnames="scale")
@@ -81,8 +83,6 @@ def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     )
 
 
-def fit(cfg: Any, data: RatingsData, tracker: Any = None) -> FitResult:
-    from mktlab.train import run_keys
-
-    keys = run_keys(cfg.seed)
-    return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], tracker=tracker, desc="mf")
+def build_tasks(cfg: Any, data: RatingsData, seeds: Sequence[int]) -> list[TrainTask]:
+    """One task for every seed (nothing in it depends on the seed)."""
+    return [build_task(cfg, data)] * len(seeds)

@@ -13,10 +13,12 @@ from mktlab.data.ratings import RatingsData, RatingsSplit
 from mktlab.evaluation import plots
 from mktlab.evaluation.ranking import ranking_report
 from mktlab.evaluation.regression import mae, rmse
-from mktlab.evaluation.report import Report, per_seed
-from mktlab.models.mf import MatrixFactorization
+from mktlab.evaluation.report import Report
+from mktlab.models.contract import ModelImplementation
+from mktlab.models.mf.module import MatrixFactorization
+from mktlab.models.mf.training import build_tasks, module_kwargs, predict
 from mktlab.train.loop import FitResult
-from mktlab.train.mf import module_kwargs, predict
+from mktlab.train.predict import predict_in_chunks
 
 
 def seen_items(split: RatingsSplit, num_users: int, num_items: int) -> list[np.ndarray]:
@@ -36,21 +38,14 @@ def top_k(
     Users are scored in chunks of a fixed size (the last one padded) so the scoring
     function compiles once.
     """
-    score = jax.jit(lambda u, mask: jax.lax.top_k(jnp.where(mask, -jnp.inf, model.score_all_items(u)), k))
-    items, scores = [], []
-    for start in range(0, len(users), chunk):
-        batch = users[start : start + chunk]
-        padded = np.zeros(chunk, dtype=np.int32)
-        padded[: len(batch)] = batch
-        mask = np.zeros((chunk, model.num_items), dtype=bool)
-        for row, user in enumerate(batch):
-            mask[row, exclude[user]] = True
-        best_scores, best_items = score(jnp.asarray(padded), jnp.asarray(mask))
-        items.append(np.asarray(best_items)[: len(batch)])
-        scores.append(np.asarray(best_scores)[: len(batch)])
-    if not items:
+    if len(users) == 0:
         return np.zeros((0, k), dtype=np.int32), np.zeros((0, k), dtype=np.float32)
-    return np.concatenate(items), np.concatenate(scores)
+    score = jax.jit(lambda users, mask: jax.lax.top_k(jnp.where(mask, -jnp.inf, model.score_all_items(users)), k))
+    mask = np.zeros((len(users), model.num_items), dtype=bool)
+    for row, user in enumerate(users):
+        mask[row, exclude[user]] = True
+    best_scores, best_items = predict_in_chunks(score, {"users": np.asarray(users, np.int32), "mask": mask}, chunk, padding="chunk")
+    return best_items, best_scores
 
 
 def relevant_items(split: RatingsSplit, threshold: float, num_users: int, num_items: int) -> dict[int, set[int]]:
@@ -62,23 +57,22 @@ def relevant_items(split: RatingsSplit, threshold: float, num_users: int, num_it
     return relevant
 
 
-@per_seed
 def evaluate(cfg: Any, result: FitResult, data: RatingsData) -> Report:
     """Test RMSE/MAE, precision/recall/NDCG@k, figures, a recommendations table and the model."""
     model: MatrixFactorization = result.model
-    k = cfg.model.top_k
+    k = cfg.model.eval.top_k
     predictions = predict(model, data.test.users, data.test.items, scale=data.rating_scale)
     metrics = {"test_rmse": rmse(data.test.ratings, predictions), "test_mae": mae(data.test.ratings, predictions)}
 
     exclude = seen_items(data.train, data.num_users, data.num_items)
-    relevant = relevant_items(data.test, cfg.model.relevance_threshold, data.num_users, data.num_items)
+    relevant = relevant_items(data.test, cfg.model.eval.relevance_threshold, data.num_users, data.num_items)
     ranked_users = np.array(sorted(relevant), dtype=np.int32)
     lists, _ = top_k(model, ranked_users, exclude, k)
     ranking = ranking_report({int(u): list(row) for u, row in zip(ranked_users, lists)}, relevant, k)
     metrics.update({f"test_{name}": value for name, value in ranking.items()})
     metrics.update({"best_epoch": result.best_epoch, "epochs_run": result.epochs_run, "fit_seconds": result.seconds})
 
-    sample = np.random.default_rng(cfg.seed).choice(data.num_users, size=min(cfg.model.recommend_users, data.num_users), replace=False)
+    sample = np.random.default_rng(cfg.seed).choice(data.num_users, size=min(cfg.model.eval.recommend_users, data.num_users), replace=False)
     sample_lists, sample_scores = top_k(model, np.sort(sample).astype(np.int32), exclude, k)
     rows = []
     for user, items, scores in zip(np.sort(sample), sample_lists, np.clip(sample_scores, *data.rating_scale)):
@@ -96,9 +90,9 @@ def evaluate(cfg: Any, result: FitResult, data: RatingsData) -> Report:
                   model=(model, module_kwargs(cfg, data)))
 
 
-def reading(report: Report, k: int) -> str:
+def reading(cfg: Any, report: Report, data: RatingsData) -> str:
     """A short plain-language reading of the result (Markdown)."""
-    m = report.metrics
+    m, k = report.metrics, cfg.model.eval.top_k
     return (
         f"On held-out ratings the model is off by **{m['test_rmse']:.3f} stars** (RMSE; MAE {m['test_mae']:.3f}). "
         f"Ranked against every movie a user had not rated in training, its top {k} list holds on average "
@@ -109,3 +103,6 @@ def reading(report: Report, k: int) -> str:
         "Low precision@k is normal for explicit-rating models, which are trained to predict the rating, not what a user will pick: "
         "compare runs on it, not against ranking-trained models."
     )
+
+
+implementation = ModelImplementation(build_tasks=build_tasks, evaluate=evaluate, reading=reading)

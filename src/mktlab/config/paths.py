@@ -20,7 +20,7 @@ def project_root() -> Path:
     """
     if os.environ.get(ROOT_ENV):
         return Path(os.environ[ROOT_ENV]).resolve()
-    candidates = [Path(__file__).resolve().parents[2], *Path.cwd().resolve().parents, Path.cwd().resolve()]
+    candidates = [Path(__file__).resolve().parents[3], Path.cwd().resolve(), *Path.cwd().resolve().parents]
     for candidate in candidates:
         if (candidate / "conf" / "config.yaml").is_file():
             return candidate
@@ -36,3 +36,8 @@ def conf_dir() -> Path:
 
 def notebooks_dir() -> Path:
     return project_root() / "notebooks"
+
+
+def notebook_stem(notebook: str) -> str:
+    """`path/to/analysis.ipynb` -> `analysis` (the experiment a notebook run logs into)."""
+    return Path(str(notebook)).stem
