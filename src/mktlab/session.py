@@ -39,9 +39,12 @@ from mktlab.train.loop import FitResult, SeedResults, fit_loop, fit_loop_vectori
 
 __all__ = ["start", "load", "fit", "evaluate", "reading", "log", "finish", "spec_of"]
 
-# Libraries the notebooks use reach for tqdm's widget bar, which a kernel run by Papermill cannot show.
-warnings.filterwarnings("ignore", category=TqdmWarning)
-warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
+
+
+def quiet_notebook() -> None:
+    """Libraries the notebooks use reach for tqdm's widget bar, which a kernel run by Papermill cannot show."""
+    warnings.filterwarnings("ignore", category=TqdmWarning)
+    warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
 
 
 def spec_of(cfg: Config) -> ModelSpec:
@@ -67,6 +70,7 @@ def start(
         overrides: Hydra overrides applied when composing, e.g. `["trainer.epochs=5"]`.
         notebook: the notebook opening its own run (recorded with the run); by default the model's.
     """
+    quiet_notebook()
     runtime.setup()
     if config is None:
         overrides = list(overrides)

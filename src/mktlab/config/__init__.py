@@ -30,12 +30,6 @@ __all__ = [
     "ConfigError",
 ]
 
-OmegaConf.register_new_resolver("mktlab_root", lambda: str(paths.project_root()), replace=True)
-OmegaConf.register_new_resolver(
-    "mktlab_experiment", lambda model, notebook: paths.notebook_stem(notebook) if notebook else model, replace=True
-)
-
-
 @dataclass(frozen=True)
 class Schemas:
     """The schema of each model's `model` node and optimizer, and of each loader's `data` node.
@@ -70,7 +64,12 @@ def _writable(node: DictConfig) -> None:
 
 
 def register_configs(schemas: Schemas) -> None:
-    """Store every schema in Hydra's ConfigStore (a config file names its schema first in its defaults)."""
+    """Store every schema in Hydra's ConfigStore (a config file names its schema first in its defaults),
+    and register the resolvers the YAML files use."""
+    OmegaConf.register_new_resolver("mktlab_root", lambda: str(paths.project_root()), replace=True)
+    OmegaConf.register_new_resolver(
+        "mktlab_experiment", lambda model, notebook: paths.notebook_stem(notebook) if notebook else model, replace=True
+    )
     store = ConfigStore.instance()
     store.store(name="config_schema", node=_node(Config))
     for name, schema in schemas.models.items():

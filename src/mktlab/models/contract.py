@@ -92,6 +92,8 @@ class ModelSpec:
         config_dir: a Hydra config folder the package ships (with `model/<name>.yaml`);
             None when its configs live in the project's `conf/`.
         data_sources: data loaders the package brings (`data.loader` names of its own).
+        tiny: overrides that make a run of seconds on a small problem (the contract tests'
+            runs; `debug=tiny` plus whatever the model needs on top).
     """
 
     name: str
@@ -102,6 +104,7 @@ class ModelSpec:
     optim_schema: type | None = OptimConfig
     config_dir: Path | None = None
     data_sources: tuple[DataSource, ...] = ()
+    tiny: tuple[str, ...] = ("debug=tiny",)
 
     def notebook_path(self) -> Path:
         """The notebook as an absolute path."""

@@ -21,6 +21,7 @@ from rich.console import Console
 from mktlab.config import paths, to_container
 from mktlab.models import registry
 from mktlab.review.report import store_uri
+from mktlab.runner import setup_process
 from mktlab.runner.execute import describe_error, execute, export_html
 from mktlab.tracking import Tracker, get_client
 from mktlab.tracking.sweeps import SWEEP_ID, find_sweep, load_runs
@@ -73,6 +74,7 @@ def store_overrides(args: Mapping[str, str]) -> list[str]:
 
 
 def _run(main: Any, argv: Sequence[str] | None) -> None:
+    setup_process()
     try:
         code = main(list(sys.argv[1:] if argv is None else argv))
     except (UsageError, LookupError, ValueError) as error:

@@ -14,6 +14,7 @@ import pandas as pd
 
 from mktlab.evaluation.report import Report
 from mktlab.models import registry
+from mktlab.session import quiet_notebook
 from mktlab.review import plots
 from mktlab.tracking.sweeps import RunTable, load_runs, metric_histories
 from mktlab.tracking import Tracker, get_client
@@ -108,6 +109,7 @@ def review_sweep(
         top: runs whose learning curves are overlaid.
         metric, mode: rank by another metric than the runs' `best_<monitor>`.
     """
+    quiet_notebook()
     tracking_uri = store_uri(config, overrides)
     client = get_client({"uri": tracking_uri})
     table = load_runs(client, experiment=experiment, sweep_id=sweep_id, metric=metric, mode=mode)

@@ -1,16 +1,20 @@
 """The `mktlab` command: Hydra composes the config, Papermill executes the model's notebook,
 MLflow records the run. This package never imports JAX (the kernel does)."""
 
+from __future__ import annotations
+
 import sys
 import warnings
 
-# conf/hydra/launcher/*.yaml set the launcher plugins' options (joblib workers, Ray resources,
-# SLURM defaults) under the plugins' own names, so `hydra/launcher=joblib` picks them up; Hydra
-# still validates them against the plugins' schemas but warns about the shared name.
-warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name", category=UserWarning)
 
-# jsonschema, which nbformat imports, loads `rfc3987_syntax` when it is installed (JupyterLab's
-# event schemas pull it in) only to check "iri" string formats, and that package builds a
-# parser grammar at import: about 1.8 s of every run. Notebook validation checks no such
-# format, so the runner process goes without it (an import of it raises ImportError here).
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+def setup_process() -> None:
+    """The runner process's settings, applied by each command's entry point and each sweep job (idempotent)."""
+    # conf/hydra/launcher/*.yaml set the launcher plugins' options (joblib workers, Ray resources,
+    # SLURM defaults) under the plugins' own names, so `hydra/launcher=joblib` picks them up; Hydra
+    # still validates them against the plugins' schemas but warns about the shared name.
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name", category=UserWarning)
+    # jsonschema, which nbformat imports, loads `rfc3987_syntax` when it is installed (JupyterLab's
+    # event schemas pull it in) only to check "iri" string formats, and that package builds a
+    # parser grammar at import: about 1.8 s of every run. Notebook validation checks no such
+    # format, so the runner process goes without it (an import of it raises ImportError here).
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from mktlab.config import paths, to_container
 from mktlab.models import registry
+from mktlab.runner import setup_process
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
 from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
@@ -108,7 +109,8 @@ def launch(
     outcome = execute(
         notebook,
         output,
-        parameters={"config": config, "run_id": tracker.run_id, "overrides": overrides},
+        # a notebook of one's own also gets each of `params` as a parameter of its own (params.alpha=0.5 -> alpha)
+        parameters={**(config.get("params") or {}), "config": config, "run_id": tracker.run_id, "overrides": overrides},
         cwd=run_dir,
         progress=config["trainer"]["progress"],
         kernel=kernel,
@@ -135,8 +137,11 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     Returns the run's final metrics. Raises `RunFailed` (in a sweep, so the other jobs
     go on) or exits non-zero (a single run) when the notebook raised or was interrupted.
     """
+    setup_process()  # sweep jobs run in launcher workers too
     hydra_cfg = HydraConfig.get()
     config = to_container(cfg)
+    if config.get("notebook"):  # the kernel runs elsewhere: a notebook of one's own is named by its absolute path
+        config["notebook"] = str(Path(config["notebook"]).expanduser().resolve())
     registry.typed(config)  # the same validation the notebook applies, before any run exists
     overrides = list(hydra_cfg.overrides.task)
     # a sweep job's run is a child of the sweep's parent run (job_tags)

@@ -13,8 +13,9 @@ import sys
 
 
 def main() -> None:
-    from mktlab.runner import kernel
+    from mktlab.runner import kernel, setup_process
 
+    setup_process()
     if not any(arg.startswith("-") for arg in sys.argv[1:]):
         kernel.start_early()
     from mktlab.runner.app import main as run

@@ -12,6 +12,7 @@ from rich.table import Table
 from mktlab.config import paths, to_container
 from mktlab.config.secrets import MASK
 from mktlab.models import registry
+from mktlab.runner import setup_process
 from mktlab.runner.app import console, exit_code, launch
 from mktlab.runner.records import RunNotFound, default_tracking_uri, metric_table, read_run
 from mktlab.tracking import provenance
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None, help="the store holding the run (default: the project's)")
     parser.add_argument("--run-dir", default=None, help="folder for the executed notebook (default: experiments/runs/<experiment>/<time>-rerun)")
     args = parser.parse_args(argv)
+    setup_process()
 
     uri = args.tracking_uri or default_tracking_uri()
     try:

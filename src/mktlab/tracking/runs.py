@@ -22,6 +22,16 @@ def run_name_from_overrides(overrides: Sequence[str]) -> str | None:
     return ",".join(overrides) or None
 
 
+def run_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The params a run records: its config flattened, without folders and the store. A run of a
+    notebook of one's own (`notebook=...`) records its `params.*`, its seed and its notebook: the
+    model's config beside it is not what it ran."""
+    flat = flatten(config)
+    if config.get("notebook"):
+        return {k: v for k, v in flat.items() if k.startswith("params.") or k in ("seed", "notebook")}
+    return {k: v for k, v in flat.items() if not k.startswith(("paths.", "tracking.", "params."))}
+
+
 def open_run(
     config: Mapping[str, Any],
     *,
@@ -52,8 +62,7 @@ def open_run(
     root = Path(config["paths"]["root"])
     code_tags, diff = provenance.code_state(root)
     all_tags = {
-        "mktlab.model": config["model"]["name"],
-        "mktlab.data": config["data"]["name"],
+        **({} if config.get("notebook") else {"mktlab.model": config["model"]["name"], "mktlab.data": config["data"]["name"]}),
         **({"mktlab.notebook": str(notebook), "mktlab.notebook_sha256": provenance.file_sha256(notebook)} if notebook else {}),
         **code_tags,
         **provenance.environment_tags(),
@@ -71,7 +80,7 @@ def open_run(
     )
     tracker = Tracker(client, run.info.run_id, owns_run=owns_run)
     public = provenance.mask_secrets(config)
-    tracker.log_params({k: v for k, v in flatten(public).items() if not k.startswith(("paths.", "tracking."))})
+    tracker.log_params(run_params(public))
     tracker.log_text(yaml.safe_dump(public, sort_keys=False), "config.yaml")
     if diff:
         tracker.log_text(diff, "provenance/uncommitted.diff")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mktlab.config.schema import TabularDataConfig
+from helpers import data_config, write_coil
 from mktlab.data import DataError, DataFileError
 from mktlab.data.tabular import (
     CATEGORICAL,
@@ -19,32 +19,9 @@ from mktlab.data.tabular import (
 )
 
 
-def coil_rows(n: int, rng: np.random.Generator) -> np.ndarray:
-    """`n` customers with the 85 attributes in plausible ranges."""
-    rows = rng.integers(0, 10, size=(n, len(FEATURES)))
-    rows[:, FEATURES.index("MOSTYPE")] = rng.integers(1, CATEGORICAL["MOSTYPE"] + 1, n)
-    rows[:, FEATURES.index("MOSHOOFD")] = rng.integers(1, CATEGORICAL["MOSHOOFD"] + 1, n)
-    return rows
-
-
-def write_lines(path: Path, rows) -> None:
-    path.write_text("".join("\t".join(str(v) for v in row) + "\n" for row in rows))
-
-
-def write_coil(folder: Path, *, n_train: int = 120, n_eval: int = 40, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Small challenge files in the original format; returns the training and evaluation targets."""
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    train_y = (np.arange(n_train) % 5 == 0).astype(int)
-    eval_y = (np.arange(n_eval) % 4 == 0).astype(int)
-    write_lines(folder / "ticdata2000.txt", np.column_stack([coil_rows(n_train, rng), train_y]))
-    write_lines(folder / "ticeval2000.txt", coil_rows(n_eval, rng))
-    write_lines(folder / "tictgts2000.txt", eval_y[:, None])
-    return train_y, eval_y
-
-
-def coil_cfg(path: Path, **kw) -> TabularDataConfig:
-    return TabularDataConfig(name="coil2000", source="coil2000", path=str(path), **kw)
+def coil_cfg(path: Path, **kw):
+    """`conf/data/caravan.yaml` turned into the challenge files' option (`data=coil2000 data.path=...`)."""
+    return data_config("caravan", name="coil2000", source="coil2000", path=str(path), **kw)
 
 
 def test_coil_files_train_on_ticdata_and_test_on_the_evaluation_customers(tmp_path: Path) -> None:
@@ -130,7 +107,7 @@ def test_target_count_must_match_the_evaluation_file(tmp_path: Path) -> None:
 
 def test_missing_folder_file_or_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="needs data.path"):
-        load_tabular(TabularDataConfig(name="coil2000", source="coil2000"), seed=0, cache_dir=str(tmp_path))
+        load_tabular(data_config("caravan", name="coil2000", source="coil2000"), seed=0, cache_dir=str(tmp_path))
     with pytest.raises(DataError, match="is not a folder"):
         load_tabular(coil_cfg(tmp_path / "nowhere"), seed=0, cache_dir=str(tmp_path))
     write_coil(tmp_path)
@@ -138,11 +115,11 @@ def test_missing_folder_file_or_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataFileError, match="tictgts2000.txt: not found"):
         load_tabular(coil_cfg(tmp_path), seed=0, cache_dir=str(tmp_path))
     with pytest.raises(DataError, match="data.source='nope'"):
-        load_tabular(TabularDataConfig(source="nope"), seed=0, cache_dir=str(tmp_path))
+        load_tabular(data_config("caravan", source="nope"), seed=0, cache_dir=str(tmp_path))
 
 
 def test_default_caravan_split_is_stratified_seeded_and_complete(tmp_path: Path) -> None:
-    cfg = TabularDataConfig()
+    cfg = data_config("caravan")
     data = load_tabular(cfg, seed=0, cache_dir=str(tmp_path))
     assert len(data.train) + len(data.val) + len(data.test) == 5822
     assert data.train.positives + data.val.positives + data.test.positives == 348
@@ -163,7 +140,7 @@ def test_default_caravan_split_is_stratified_seeded_and_complete(tmp_path: Path)
 
 
 def test_subsample_keeps_a_seeded_sample(tmp_path: Path) -> None:
-    data = load_tabular(TabularDataConfig(subsample=1000), seed=0, cache_dir=str(tmp_path))
+    data = load_tabular(data_config("caravan", subsample=1000), seed=0, cache_dir=str(tmp_path))
     assert len(data.train) + len(data.val) + len(data.test) == 1000
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mktlab.config.schema import ImageDataConfig
+from helpers import composed, data_config
+from mktlab.config import ConfigError
 from mktlab.data import DataError, DataFileError
 from mktlab.data import images as image_data
 from mktlab.data.images import IDX_FILES, load_images, read_idx, read_idx_pair, write_idx
@@ -77,33 +78,35 @@ def test_missing_file_and_count_mismatch(tmp_path: Path) -> None:
 
 
 def test_digits_default_scaled_and_split() -> None:
-    data = load_images(ImageDataConfig(), seed=0, cache_dir="unused")
+    data = load_images(data_config("digits"), seed=0, cache_dir="unused")
     assert data.image_shape == (8, 8, 1) and data.num_classes == 10
     assert len(data.train) + len(data.val) + len(data.test) == 1797
     all_images = np.concatenate([data.train.images, data.val.images, data.test.images])
     assert all_images.dtype == np.float32 and all_images.min() == -1.0 and all_images.max() == 1.0
     assert set(np.unique(data.test.labels)) == set(range(10))  # stratified
-    again = load_images(ImageDataConfig(), seed=7, cache_dir="unused")  # the split is the data set's, not the run's
+    again = load_images(data_config("digits"), seed=7, cache_dir="unused")  # the split is the data set's, not the run's
     np.testing.assert_array_equal(again.test.labels, data.test.labels)
 
 
 def test_class_filter_keeps_only_those_labels_and_the_full_split_for_the_classifier() -> None:
-    data = load_images(ImageDataConfig(classes=[3, 7]), seed=0, cache_dir="unused")
+    data = load_images(data_config("digits", classes=[3, 7]), seed=0, cache_dir="unused")
     for split in (data.train, data.val, data.test):
         assert set(np.unique(split.labels)) == {3, 7}
     assert set(np.unique(data.full_train.labels)) == set(range(10))
     assert data.summary()["num_classes"] == 2
     with pytest.raises(DataError, match=r"data.classes=\[12\]"):
-        load_images(ImageDataConfig(classes=[12]), seed=0, cache_dir="unused")
+        load_images(data_config("digits", classes=[12]), seed=0, cache_dir="unused")
+    with pytest.raises(ConfigError, match=r"data.classes=\[12\]: expected labels from 0 to 9"):  # refused before any run, too
+        composed("model=gan", "data.classes=[12]")
 
 
 def test_mnist_from_a_folder(tmp_path: Path) -> None:
     folder = write_mnist_like(tmp_path / "mnist")
-    data = load_images(ImageDataConfig(name="mnist", source="mnist", path=str(folder), val_frac=0.25), seed=0, cache_dir=str(tmp_path))
+    data = load_images(data_config("mnist", path=str(folder), val_frac=0.25), seed=0, cache_dir=str(tmp_path))
     assert data.image_shape == (28, 28, 1)
     assert (len(data.train), len(data.val), len(data.test)) == (90, 30, 40)
     assert -1.0 <= data.train.images.min() and data.train.images.max() <= 1.0
-    sub = load_images(ImageDataConfig(name="mnist", source="mnist", path=str(folder), subsample=60), seed=0, cache_dir=str(tmp_path))
+    sub = load_images(data_config("mnist", path=str(folder), subsample=60), seed=0, cache_dir=str(tmp_path))
     assert len(sub.train) + len(sub.val) == 60 and len(sub.test) == 20
 
 
@@ -111,9 +114,9 @@ def test_mnist_errors_name_the_file(tmp_path: Path) -> None:
     folder = write_mnist_like(tmp_path / "bad")
     (folder / IDX_FILES["test_labels"]).write_bytes(gzip.compress(raw_idx(0x0803, (1, 1, 1), b"\x00")))
     with pytest.raises(DataFileError, match=r"t10k-labels-idx1-ubyte\.gz: wrong magic number"):
-        load_images(ImageDataConfig(name="mnist", source="mnist", path=str(folder)), seed=0, cache_dir=str(tmp_path))
+        load_images(data_config("mnist", path=str(folder)), seed=0, cache_dir=str(tmp_path))
     with pytest.raises(DataError, match="needs data.path .* or data.download=true"):
-        load_images(ImageDataConfig(name="mnist", source="mnist"), seed=0, cache_dir=str(tmp_path / "empty"))
+        load_images(data_config("mnist"), seed=0, cache_dir=str(tmp_path / "empty"))
 
 
 def test_download_checks_pinned_checksums(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,10 +124,10 @@ def test_download_checks_pinned_checksums(tmp_path: Path, monkeypatch: pytest.Mo
     mirror = write_mnist_like(tmp_path / "mirror")
     checksums = {name: "md5:" + hashlib.md5((mirror / name).read_bytes()).hexdigest() for name in IDX_FILES.values()}
     monkeypatch.setitem(image_data.IDX_SOURCES, "mnist", (mirror.as_uri() + "/", checksums))
-    cfg = ImageDataConfig(name="mnist", source="mnist", download=True)
+    cfg = data_config("mnist", download=True)
     data = load_images(cfg, seed=0, cache_dir=str(tmp_path / "cache"))
     assert len(data.test) == 40 and (tmp_path / "cache" / "mnist" / IDX_FILES["train_images"]).is_file()
-    cached = load_images(ImageDataConfig(name="mnist", source="mnist"), seed=0, cache_dir=str(tmp_path / "cache"))
+    cached = load_images(data_config("mnist"), seed=0, cache_dir=str(tmp_path / "cache"))
     np.testing.assert_array_equal(cached.train.images, data.train.images)  # verified cache copies need no download
 
     bad = dict(checksums, **{IDX_FILES["test_images"]: "md5:" + "0" * 32})

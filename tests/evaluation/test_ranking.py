@@ -1,20 +1,12 @@
-"""Rating and ranking metrics against scikit-learn and direct computations."""
+"""Ranking metrics against scikit-learn and direct computations."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import mean_absolute_error, mean_squared_error, ndcg_score
+from sklearn.metrics import ndcg_score
 
 from mktlab.evaluation.ranking import ndcg_at_k, precision_at_k, ranking_report, recall_at_k
-from mktlab.evaluation.regression import mae, rmse
-
-
-def test_rmse_mae_equal_scikit_learn() -> None:
-    rng = np.random.default_rng(0)
-    y, p = rng.uniform(1, 5, 100), rng.uniform(1, 5, 100)
-    assert rmse(y, p) == pytest.approx(np.sqrt(mean_squared_error(y, p)))
-    assert mae(y, p) == pytest.approx(mean_absolute_error(y, p))
 
 
 def test_ndcg_equals_scikit_learn_on_binary_relevance() -> None:

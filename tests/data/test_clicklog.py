@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mktlab.config.schema import ClickLogDataConfig
+from helpers import data_config
 from mktlab.data import DataError, DataFileError
 from mktlab.data.clicklog import (
     PAD,
@@ -33,8 +33,9 @@ LOG = pd.DataFrame(
 )
 
 
-def cfg(**kw) -> ClickLogDataConfig:
-    return ClickLogDataConfig(**{"max_len": 3, "val_per_user": 1, "test_per_user": 1, "min_item_count": 1, **kw})
+def cfg(**kw):
+    """`conf/data/movielens_clicks.yaml` for the hand-written log, with `kw` on top."""
+    return data_config("movielens_clicks", **{"max_len": 3, "val_per_user": 1, "test_per_user": 1, "min_item_count": 1, **kw})
 
 
 def test_histories_hold_the_previous_items_oldest_first_padded_after_the_last() -> None:
@@ -137,7 +138,7 @@ def test_subsample_keeps_whole_users() -> None:
 
 
 def test_movielens_default_loads_with_known_sizes() -> None:
-    data = load_clicklog(ClickLogDataConfig(), seed=0, cache_dir="/tmp")
+    data = load_clicklog(data_config("movielens_clicks"), seed=0, cache_dir="/tmp")
     s = data.summary()
     assert s["users_test"] == 671 and s["num_test"] == 671 * 10 and s["num_val"] == 671 * 5
     assert s["num_train"] + s["num_val"] + s["num_test"] == 100004
@@ -229,8 +230,8 @@ def test_the_clicklog_file_option_composes_and_loads(cfg_for, tmp_path) -> None:
     path = tmp_path / "clicks.csv"
     LOG.to_csv(path, index=False)
     config = cfg_for(["model=lstm", "data=clicklog_file", f"data.path={path}", "data.max_len=4"])
-    from mktlab.data import load
+    from mktlab.models import registry
 
-    data = load(config)
+    data = registry.load_data(config)
     assert data.source == str(path) and data.split == "global" and data.max_len == 4
     assert len(data.train) + len(data.val) + len(data.test) == len(LOG)

@@ -1,4 +1,6 @@
-"""Image metrics: classifier FID, Inception score bounds, class coverage, grids and the GIF."""
+"""Image metrics: classifier FID, Inception score bounds, class coverage, grids and the GIF.
+
+(Chunked scoring, once `map_in_chunks` here, is `mktlab.train.predict`: tests/train/test_predict.py.)"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mktlab.config.schema import ImageDataConfig
+from helpers import data_config
 from mktlab.data.images import load_images
 from mktlab.evaluation.images import (
     ImageScorer,
@@ -16,15 +18,14 @@ from mktlab.evaluation.images import (
     gif_bytes,
     image_grid,
     inception_score,
-    map_in_chunks,
     png_bytes,
 )
-from mktlab.models.gan import ImageClassifier
+from mktlab.models.gan.module import ImageClassifier
 
 
 @pytest.fixture(scope="module")
 def digits():
-    return load_images(ImageDataConfig(), seed=0, cache_dir="unused")
+    return load_images(data_config("digits"), seed=0, cache_dir="unused")
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +76,6 @@ def test_class_coverage_counts_classes_above_the_share() -> None:
     assert class_coverage(probs, min_share=0.01) == 3
     assert class_coverage(probs, min_share=0.05) == 2
     assert class_coverage(np.tile(np.eye(4)[2], (50, 1))) == 1
-
-
-def test_map_in_chunks_pads_the_last_chunk() -> None:
-    x = np.arange(10, dtype=np.float32)[:, None]
-    calls = []
-    out = map_in_chunks(lambda c: (calls.append(c.shape) or c * 2), x, 4)
-    np.testing.assert_array_equal(out, x * 2)
-    assert calls == [(4, 1)] * 3
 
 
 def test_grid_png_and_gif(digits) -> None:

@@ -10,19 +10,18 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from mktlab.config.schema import OptimConfig, TrainerConfig
-from mktlab.models.lstm import ClickLSTM
-from mktlab.train.lstm import click_loss
+from helpers import VOCAB, click_batch, optim_config, trainer_config
+from mktlab.models.lstm.module import ClickLSTM
+from mktlab.models.lstm.training import click_loss
 from mktlab.train.optim import build_optimizer
 from mktlab.train.state import init_state
 from mktlab.train.steps import data_parallel_mesh, make_train_step, training_mesh
-
-from test_lstm_model import VOCAB, batch
 
 needs_two_devices = pytest.mark.skipif(len(jax.local_devices()) < 2, reason="one device: this host has a single core")
 
 
 def test_cpu_devices_follow_the_cores() -> None:
+    """`mktlab.train.runtime.setup()` (called once by conftest, before any JAX computation) shows JAX one CPU device per core."""
     import os
 
     cores = len(os.sched_getaffinity(0))
@@ -35,7 +34,7 @@ def test_mesh_uses_the_devices_that_split_the_batch() -> None:
     assert data_parallel_mesh(1024, devices).devices.size == 2
     assert data_parallel_mesh(7, devices) is None  # 7 rows cannot be halved
     assert data_parallel_mesh(8, devices[:1]) is None
-    trainer = TrainerConfig(batch_size=64, data_parallel=True)
+    trainer = trainer_config(batch_size=64, data_parallel=True)
     assert training_mesh(trainer, 1000) is not None
     assert training_mesh(trainer, 33) is None  # the epoch's batch is all 33 rows
     assert training_mesh(dataclasses.replace(trainer, data_parallel=False), 1000) is None
@@ -43,9 +42,9 @@ def test_mesh_uses_the_devices_that_split_the_batch() -> None:
 
 def lstm_state_and_batch():
     model = ClickLSTM(VOCAB, 8, 6, dense=5, use_labels=True, rngs=nnx.Rngs(0))
-    tx = build_optimizer(OptimConfig(lr=0.01))
+    tx = build_optimizer(optim_config(lr=0.01))
     graphdef, state = init_state(model, tx)
-    history, clicks, lengths, items = batch()
+    history, clicks, lengths, items = click_batch()
     rows = np.arange(6).repeat(2)  # 12 rows: six per device
     arrays = {"history": history[rows], "history_clicks": clicks[rows], "lengths": lengths[rows], "items": items[rows],
               "clicks": np.tile([1.0, 0.0], 6).astype(np.float32)}

