@@ -118,6 +118,18 @@ def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -
     return found
 
 
+def open_store_at_once(uri: str, barrier, results) -> None:
+    """A spawned process of tests/tracking/test_store.py (a module the child can import by name)."""
+    from mktlab.tracking.store import get_client
+
+    barrier.wait()  # every process has imported MLflow: they open the store at the same moment
+    try:
+        client = get_client({"uri": uri})
+        results.put(("ok", len(client.search_experiments())))
+    except Exception as error:  # reported to the test, which names it
+        results.put(("error", repr(error)))
+
+
 # --------------------------------------------------------------------------- sweeps
 #
 # The stub stands in for a model's notebook where a test is about the sweep machinery

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-
-def _open_store(uri: str, barrier, results) -> None:
-    from mktlab.tracking.store import get_client
-
-    barrier.wait()  # every process has imported MLflow: they open the store at the same moment
-    try:
-        client = get_client({"uri": uri})
-        results.put(("ok", len(client.search_experiments())))
-    except Exception as error:  # reported to the test, which names it
-        results.put(("error", repr(error)))
+from helpers import open_store_at_once
 
 
 def test_processes_opening_a_fresh_store_at_once_all_get_it(tmp_path) -> None:
@@ -22,7 +13,7 @@ def test_processes_opening_a_fresh_store_at_once_all_get_it(tmp_path) -> None:
     context = multiprocessing.get_context("spawn")
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     barrier, results = context.Barrier(3), context.Queue()
-    processes = [context.Process(target=_open_store, args=(uri, barrier, results)) for _ in range(3)]
+    processes = [context.Process(target=open_store_at_once, args=(uri, barrier, results)) for _ in range(3)]
     for process in processes:
         process.start()
     outcomes = [results.get(timeout=300) for _ in processes]

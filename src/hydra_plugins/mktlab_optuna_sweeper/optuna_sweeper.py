@@ -38,6 +38,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
+from mktlab.config.secrets import mask_secrets, scrub_text, secrets_in_overrides
 from mktlab.models import registry
 from mktlab.runner.sweep import JobFailure, read_record
 
@@ -182,8 +183,9 @@ class OptunaSweeper(Sweeper):
         assert self.config is not None and self.launcher is not None
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         fixed, space = search_space(self.params, arguments)
+        record = yaml.safe_dump(mask_secrets(OmegaConf.to_container(self.config, resolve=False)), sort_keys=False)
+        (sweep_dir / "multirun.yaml").write_text(scrub_text(record, secrets_in_overrides(arguments)), encoding="utf-8")
         if not space:
             raise ValueError("the Optuna sweeper has nothing to search: give hydra.sweeper.params or overrides like 'optim.lr=interval(1e-4,1e-1)'")
         optuna.logging.set_verbosity(optuna.logging.WARNING)

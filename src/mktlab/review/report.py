@@ -18,6 +18,7 @@ from mktlab.session import quiet_notebook
 from mktlab.review import plots
 from mktlab.tracking.sweeps import RunTable, load_runs, metric_histories
 from mktlab.tracking import Tracker, get_client
+from mktlab.tracking.reports import log_report
 
 
 @dataclass
@@ -71,10 +72,10 @@ class SweepReview:
     def log(self) -> "SweepReview":
         """Log the figures and tables into the parent run."""
         if self.tracker is not None:
-            Report(
+            log_report(self.tracker, Report(
                 figures={f"review/{name}": figure for name, figure in self.figures.items()},
                 tables={f"review/{name}": frame for name, frame in self.tables.items()},
-            ).log(self.tracker)
+            ))
         return self
 
     def close_figures(self) -> None:
@@ -98,7 +99,7 @@ def review_sweep(
     metric: str | None = None,
     mode: str | None = None,
 ) -> SweepReview:
-    """Read a sweep from MLflow and build its review.
+    """Read a sweep from MLflow and build its review (its figures closed: a notebook shows each once, where it displays it).
 
     Args:
         config: a resolved config whose `tracking` names the store; None composes the
@@ -134,4 +135,5 @@ def review_sweep(
     if not spread.empty:
         review.tables["seed_spread.csv"] = spread
         review.figures["seed_spread"] = plots.seed_spread(spread, done, table.params, table.metric, table.mode)
+    review.close_figures()  # shown where the notebook displays them, not again by the inline backend
     return review

@@ -3,6 +3,7 @@ MLflow records the run. This package never imports JAX (the kernel does)."""
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -18,3 +19,6 @@ def setup_process() -> None:
     # parser grammar at import: about 1.8 s of every run. Notebook validation checks no such
     # format, so the runner process goes without it (an import of it raises ImportError here).
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    # MLflow prints "View run ... at <server URL>" when a run on a server ends, credentials and all;
+    # mktlab prints its own link, masked. Set here, the notebook kernels inherit it too.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

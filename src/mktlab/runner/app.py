@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,17 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from mktlab.config import paths, to_container
+from mktlab.config import ConfigError, paths, to_container
+from mktlab.config.secrets import mask_uri, scrub_text, secret_values, secrets_in_overrides
 from mktlab.models import registry
+from mktlab.models.registry import UnknownModel
 from mktlab.runner import setup_process
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
 from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
 from mktlab.runner.sweep import job_tags
-from mktlab.tracking import provenance
+from mktlab.tracking import open_run, run_name_from_overrides
+from mktlab.tracking.store import StoreError, describe_cause
 
 registry.register()
 console = Console(stderr=True, highlight=False)
@@ -36,17 +40,44 @@ SUMMARY_PREFIXES = ("test_", "baseline_", "reference_", "cv_", "best_")
 
 
 class RunFailed(RuntimeError):
-    """A job's notebook raised or was interrupted; its run is marked and its notebook logged."""
+    """A job failed (its notebook raised or was interrupted, its config or store was bad); the message says why."""
+
+
+TRACEBACK_ENV = "MKTLAB_TRACEBACK"  # 1: print the full traceback of a failure too (as does hydra.verbose=true)
+
+
+def full_traceback_wanted() -> bool:
+    if os.environ.get(TRACEBACK_ENV, "").lower() in ("1", "true", "yes"):
+        return True
+    return HydraConfig.initialized() and bool(HydraConfig.get().verbose)
+
+
+def stop(message: str, *, secrets: set[str] = frozenset(), code: int = 1) -> None:
+    """End a single run with one line saying what is wrong (the traceback on request); raise `RunFailed` in a sweep."""
+    message = scrub_text(message, secrets)
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        raise RunFailed(message)
+    if full_traceback_wanted():
+        console.print_exception()
+    console.print(f"[red]mktlab: {message}[/red]", soft_wrap=True)
+    if not full_traceback_wanted():
+        console.print(f"[dim](set {TRACEBACK_ENV}=1 for the full traceback)[/dim]")
+    sys.exit(code)
 
 
 def scrub(path: Path, secrets: set[str]) -> None:
     """Replace every secret value in a text file (the executed notebook) by the mask."""
-    if secrets and path.is_file():
-        path.write_text(provenance.scrub_text(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
+    if path.is_file():
+        path.write_text(scrub_text(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
 
 
 def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = frozenset()) -> None:
-    """Log the executed notebook (ipynb + HTML, secrets masked) and set the run's final status."""
+    """Log the executed notebook (ipynb + HTML, secrets masked) and set the run's final status.
+
+    A notebook that cannot be logged (an artifact store gone read-only, say) fails the run
+    with the cause in `mktlab.error`; the run is closed whatever happens.
+    """
+    status, error = outcome.status, describe_error(outcome.error) if outcome.error is not None else None
     try:
         scrub(output, secrets)
         if output.is_file():
@@ -54,10 +85,19 @@ def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = f
             html = export_html(output)
             if html is not None:
                 tracker.log_artifact(html, "notebook")
-        if outcome.error is not None:
-            tracker.set_tags({"mktlab.error": provenance.scrub_text(describe_error(outcome.error), secrets)[:5000]})
+    except Exception as failure:  # the store refused the notebook: the run cannot count as finished
+        status = "FAILED" if status == "FINISHED" else status
+        error = f"{error + '; ' if error else ''}the executed notebook could not be logged: {describe_cause(failure)}"
     finally:
-        tracker.client.set_terminated(tracker.run_id, status=outcome.status)
+        if error is not None:
+            fail_tag = {"mktlab.error": scrub_text(error, secrets)[:5000]}
+            try:
+                tracker.set_tags(fail_tag)
+            except Exception:  # the store is gone: the status below is the last try
+                pass
+        tracker.client.set_terminated(tracker.run_id, status=status)
+    if status != outcome.status:
+        raise StoreError(scrub_text(error or "", secrets))
 
 
 def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
@@ -70,13 +110,14 @@ def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
             table.add_row(key, f"{run.data.metrics[key]:.4f}")
     console.print(table)
     console.print(f"executed notebook: {output}")
-    if config["tracking"]["uri"].startswith("sqlite:"):
+    uri = mask_uri(config["tracking"]["uri"])
+    if uri.startswith("sqlite:"):
         console.print(
-            f"open it in MLflow: [bold]make mlflow-ui[/bold] (or .venv/bin/mlflow ui --backend-store-uri {config['tracking']['uri']}), "
-            f"then http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}"
+            f"open it in MLflow: [bold]make mlflow-ui[/bold] (or .venv/bin/mlflow ui --backend-store-uri {uri}), "
+            f"then http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", soft_wrap=True,
         )
     else:
-        console.print(f"open it in MLflow: {config['tracking']['uri']}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}")
+        console.print(f"open it in MLflow: {uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", soft_wrap=True)
 
 
 def launch(
@@ -89,10 +130,8 @@ def launch(
     """
     notebook = notebook_path(config)
     run_dir.mkdir(parents=True, exist_ok=True)
+    secrets = secret_values(config) | secrets_in_overrides(overrides)
     kernel = kernel_for(notebook, run_dir, config["tracking"])  # imports JAX, opens the store, ... while the run is opened
-
-    from mktlab.tracking import open_run, run_name_from_overrides
-
     try:
         tracker = open_run(
             config,
@@ -115,7 +154,7 @@ def launch(
         progress=config["trainer"]["progress"],
         kernel=kernel,
     )
-    finalize(tracker, output, outcome, provenance.secret_values(config))
+    finalize(tracker, output, outcome, secrets)
     if outcome.ok:
         print_summary(tracker, config, output)
     else:
@@ -123,7 +162,8 @@ def launch(
             f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error) if outcome.status == 'FAILED' else 'interrupted'}\n"
             f"partial notebook: {output}"
         )
-        console.print(Panel(message, title=f"mktlab: {config['model']['name']} {outcome.status}", border_style="red"))
+        title = f"mktlab: {notebook.stem} {outcome.status}"
+        console.print(Panel(scrub_text(message, secrets), title=title, border_style="red"))
     return tracker, outcome, output
 
 
@@ -139,13 +179,21 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     """
     setup_process()  # sweep jobs run in launcher workers too
     hydra_cfg = HydraConfig.get()
-    config = to_container(cfg)
-    if config.get("notebook"):  # the kernel runs elsewhere: a notebook of one's own is named by its absolute path
-        config["notebook"] = str(Path(config["notebook"]).expanduser().resolve())
-    registry.typed(config)  # the same validation the notebook applies, before any run exists
     overrides = list(hydra_cfg.overrides.task)
-    # a sweep job's run is a child of the sweep's parent run (job_tags)
-    tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg))
+    secrets = secrets_in_overrides(overrides)
+    try:
+        config = to_container(cfg)
+        if config.get("notebook"):  # the kernel runs elsewhere: a notebook of one's own is named by its absolute path
+            config["notebook"] = str(Path(config["notebook"]).expanduser().resolve())
+        registry.typed(config)  # the same validation the notebook applies, before any run exists
+    except (ConfigError, UnknownModel) as error:
+        stop(f"Error in config: {error}", secrets=secrets)
+    secrets |= secret_values(config)
+    try:
+        # a sweep job's run is a child of the sweep's parent run (job_tags)
+        tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg))
+    except (StoreError, FileNotFoundError) as error:
+        stop(str(error), secrets=secrets)
     if outcome.ok:
         return dict(tracker.client.get_run(tracker.run_id).data.metrics)
     if hydra_cfg.mode == RunMode.MULTIRUN:

@@ -22,15 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from rich.console import Console
 
+from mktlab.config import ConfigError
+from mktlab.config.secrets import mask_secrets, scrub_text, secret_values, secrets_in_overrides
+from mktlab.models import registry
 from mktlab.runner import sweep as sw
 from mktlab.runner.notebooks import notebook_path
 from mktlab.tracking import Tracker, get_client, get_or_create_experiment, provenance
+from mktlab.tracking.store import StoreError
 from mktlab.tracking.sweeps import load_runs
 
 console = Console(stderr=True, highlight=False)
@@ -81,13 +88,13 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         **provenance.code_state(Path(base["paths"]["root"]))[0],
         **{k: str(v) for k, v in (base.get("tags") or {}).items()},
     }
-    secrets = provenance.secret_values(base)  # credentials never leave the process, as in every run
-    tags = {k: provenance.scrub_text(str(v), secrets) for k, v in tags.items()}
+    secrets = secret_values(base) | secrets_in_overrides(task_overrides)  # credentials never leave the process
+    tags = {k: scrub_text(str(v), secrets) for k, v in tags.items()}
     run = client.create_run(experiment_id, run_name=name, tags=tags)
     tracker = Tracker(client, run.info.run_id)
     tracker.log_params(
         {
-            **{f"sweep.{key}": provenance.scrub_text(expression, secrets) for key, expression in swept.items()},
+            **{f"sweep.{key}": scrub_text(expression, secrets) for key, expression in swept.items()},
             "sweep.sweeper": tags["mktlab.sweeper"],
             "sweep.launcher": tags["mktlab.launcher"],
         }
@@ -101,8 +108,8 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         "launcher": _plain(hydra.launcher),
         "sweep_dir": sweep_dir,
     }
-    tracker.log_text(provenance.scrub_text(yaml.safe_dump(definition, sort_keys=False), secrets), "sweep/definition.yaml")
-    tracker.log_text(yaml.safe_dump(provenance.mask_secrets(base), sort_keys=False), "sweep/base_config.yaml")
+    tracker.log_text(scrub_text(yaml.safe_dump(definition, sort_keys=False), secrets), "sweep/definition.yaml")
+    tracker.log_text(yaml.safe_dump(mask_secrets(base), sort_keys=False), "sweep/base_config.yaml")
     record = sw.SweepRecord(
         sweep_id=sweep_id,
         parent_run_id=run.info.run_id,
@@ -118,6 +125,42 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         soft_wrap=True,
     )
     return record
+
+
+def sweep_jobs(config: DictConfig) -> list[list[str]]:
+    """Every job's overrides of a grid sweep (Hydra's basic expansion of the command line and
+    `hydra.sweeper.params`); for a search (Optuna), the one job of the overrides all trials share."""
+    task = list(config.hydra.overrides.task)
+    params = _plain(OmegaConf.select(config, "hydra.sweeper.params")) or {}
+    lines = [f"{key}={value}" for key, value in params.items()] + task
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    parsed = parser.parse_overrides(lines)
+    if str(OmegaConf.select(config, "hydra.sweeper._target_") or "").endswith(GRID_SWEEPERS):
+        return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    return [[o.input_line for o in parsed if not o.is_sweep_override()]]
+
+
+GRID_SWEEPERS = ("GridSweeper", "BasicSweeper")
+
+
+def validate_jobs(config: DictConfig) -> int:
+    """Compose and type every job's config before the sweep opens its parent run.
+
+    Raises:
+        ConfigError: naming the first job whose config mktlab's schemas reject.
+    """
+    loader = GlobalHydra.instance().config_loader()
+    jobs = sweep_jobs(config)
+    for number, overrides in enumerate(jobs):
+        job = loader.load_sweep_config(config, list(overrides))
+        with open_dict(job):
+            del job["hydra"]
+        try:
+            registry.typed(job)
+        except ConfigError as error:
+            raise ConfigError(error.key, error.value, error.expected,
+                              message=f"Error in config of job {number} ({' '.join(overrides)}): {error}; no job was run") from None
+    return len(jobs)
 
 
 def job_failed(config: DictConfig, job_return: JobReturn) -> sw.JobFailure | None:
@@ -193,6 +236,33 @@ def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any
     return failed
 
 
+def write_record(folder: Path, files: dict[str, Any], secrets: set[str]) -> None:
+    """Write YAML files only their owner can read, with credentials masked."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, data in files.items():
+        path = folder / name
+        text = scrub_text(yaml.safe_dump(mask_secrets(data), sort_keys=False), secrets)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(path, 0o600)
+
+
+class RecordCallback(Callback):
+    """Hydra's record of each job (`.hydra/config.yaml`, `hydra.yaml`, `overrides.yaml` in its folder),
+    written with credentials masked and readable by its owner only (Hydra's own writer is off:
+    `hydra.output_subdir: null`)."""
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        overrides = list(config.hydra.overrides.task)
+        secrets = secrets_in_overrides(overrides)
+        task = _job_config(config)
+        secrets |= secret_values(task)
+        write_record(Path(str(config.hydra.runtime.output_dir)) / ".hydra",
+                     {"config.yaml": task, "hydra.yaml": {"hydra": OmegaConf.to_container(config.hydra, enum_to_str=True)},
+                      "overrides.yaml": overrides}, secrets)
+
+
 class SweepCallback(Callback):
     """The sweep's parent run and its summary (see the module docstring).
 
@@ -208,7 +278,15 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Parallel jobs share a GPU: none may grab most of its memory up front.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        self.record = open_sweep(config)
+        secrets = secrets_in_overrides(config.hydra.overrides.task)
+        try:
+            count = validate_jobs(config)
+            self.record = open_sweep(config)
+        except (ConfigError, StoreError) as error:
+            console.print(f"[red]mktlab: {scrub_text(str(error), secrets)}[/red]", soft_wrap=True)
+            raise SystemExit(1) from None
+        if count:
+            console.print(f"{count} job(s), each config validated", highlight=False)
         atexit.register(self._ended_early)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -236,5 +314,7 @@ class SweepCallback(Callback):
         if self._closed or self.record is None:
             return
         client = get_client({"uri": self.record.tracking_uri})
+        if client.get_run(self.record.parent_run_id).info.status != "RUNNING":
+            return
         client.set_tag(self.record.parent_run_id, "mktlab.error", "the sweep stopped before its end (interrupted, or the sweeper raised)")
         client.set_terminated(self.record.parent_run_id, status="FAILED")

@@ -9,10 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import papermill as pm
+from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
 from mktlab.runner.kernel import KERNEL_START_TIMEOUT, WarmKernel, kernel_manager_class
+
+
+class KernelDied(RuntimeError):
+    """The notebook's kernel died while a cell ran (out of memory, a crash, a kill)."""
 
 
 @dataclass
@@ -27,6 +33,8 @@ class Outcome:
 
 def describe_error(error: BaseException) -> str:
     """One paragraph naming the failing cell and the error."""
+    if isinstance(error, KernelDied):
+        return str(error)
     if isinstance(error, PapermillExecutionError):
         source = "\n".join("    " + line for line in (error.source or "").strip().splitlines()[:8])
         return f"cell {error.cell_index} (execution {error.exec_count}) raised {error.ename}: {error.evalue}\n{source}"
@@ -87,13 +95,52 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
     except PapermillExecutionError as error:
         return Outcome("FAILED", error)
     except KeyboardInterrupt as error:
+        mark_unfinished(output, interrupted=True)
         return Outcome("KILLED", error)
-    except Exception as error:  # kernel died, notebook unreadable, ...
+    except DeadKernelError:
+        how = kernel.manager.exit_description() if kernel is not None else ""
+        cell = mark_unfinished(output, interrupted=False)
+        return Outcome("FAILED", KernelDied(f"the notebook kernel died during {cell or 'a cell'}" + (f": {how}" if how else "")))
+    except Exception as error:  # notebook unreadable, kernel would not start, ...
         return Outcome("FAILED", error)
     finally:
         if kernel is not None:
             kernel.shutdown()
     return Outcome("FINISHED")
+
+
+def mark_unfinished(output: Path, *, interrupted: bool) -> str | None:
+    """Make an executed notebook that stopped midway say so; returns `cell N (first line)` of the cell
+    that was running.
+
+    Papermill marks the running cell, and every cell after it, completed when execution
+    stops for anything but an error in a cell. Here the running cell (the last one that
+    started) is marked `interrupted` (Ctrl-C, SIGTERM) or `failed` (the kernel died), and
+    the cells after it are `pending` with no outputs, as cells that never ran.
+    """
+    try:
+        book = nbformat.read(output, as_version=4)
+    except Exception:  # no notebook written yet: nothing to correct
+        return None
+    started = [i for i, cell in enumerate(book.cells) if cell.metadata.get("papermill", {}).get("start_time")]
+    if not started:
+        return None
+    running = started[-1]
+    cell = book.cells[running]
+    cell.metadata.papermill.update(status="interrupted" if interrupted else "failed", exception=not interrupted)
+    reason = "interrupted (KeyboardInterrupt)" if interrupted else "the kernel died while this cell ran"
+    if cell.cell_type == "code":
+        cell.outputs.append(nbformat.v4.new_output("error", ename="KeyboardInterrupt" if interrupted else "DeadKernelError",
+                                                   evalue=reason, traceback=[reason]))
+    for later in book.cells[running + 1 :]:
+        later.metadata.setdefault("papermill", {}).update(status="pending", start_time=None, end_time=None, duration=None,
+                                                          exception=None)
+        if later.cell_type == "code":
+            later.outputs, later.execution_count = [], None
+    book.metadata.setdefault("papermill", {})["exception"] = True
+    nbformat.write(book, output)
+    first = next((line.strip() for line in "".join(cell.source).splitlines() if line.strip() and not line.startswith("#")), "")
+    return f"cell {running}" + (f" (`{first[:60]}`)" if first else "")
 
 
 def _load_html_exporter() -> None:

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -19,8 +20,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
-from jupyter_client import KernelManager
-from traitlets import CaselessStrEnum
+from jupyter_client import BlockingKernelClient, KernelManager
+from traitlets import CaselessStrEnum, DottedObjectName
 
 # Longest Unix socket path the kernel can bind (sun_path is 108 bytes on Linux).
 _MAX_SOCKET_PATH = 100
@@ -33,12 +34,17 @@ WARM_UP = ("import mktlab.session, mktlab.evaluation.plots, mlflow.store.trackin
 
 
 class TrackingKernelManager(KernelManager):
-    """A kernel manager that remembers the clients it hands out (`clients`).
+    """A kernel manager that hands Papermill asynchronous clients and remembers them (`clients`).
 
-    Papermill leaves the client it used connected when it did not start the kernel
-    itself; `WarmKernel.shutdown` closes every client, so no socket or heartbeat thread
-    outlives its run.
+    nbclient awaits its client inside an event loop: a blocking client's wait for output
+    would hold that loop, so the check that the kernel is still alive never ran and a
+    kernel that died (out of memory, killed) left the run hanging. With an asynchronous
+    client nbclient notices the death within a second or two. Papermill leaves the client
+    it used connected when it did not start the kernel itself; `WarmKernel.shutdown` closes
+    every client, so no socket or heartbeat thread outlives its run.
     """
+
+    client_class = DottedObjectName("jupyter_client.asynchronous.AsyncKernelClient")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -48,6 +54,25 @@ class TrackingKernelManager(KernelManager):
         client = super().client(**kwargs)
         self.clients.append(client)
         return client
+
+    def blocking_client(self) -> BlockingKernelClient:
+        """A blocking client for this process's own requests (the warm-up), remembered too."""
+        info = {**self.get_connection_info(session=True), "connection_file": self.connection_file, "parent": self}
+        client = BlockingKernelClient(**info)
+        self.clients.append(client)
+        return client
+
+    def exit_description(self) -> str:
+        """How the kernel process ended, e.g. `killed by signal 9 (SIGKILL)`; empty while it runs."""
+        process = getattr(self.provisioner, "process", None)
+        code = None if process is None else process.poll()
+        if code is None:
+            return ""
+        if code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+            hint = " (out of memory, or killed)" if -code == signal.SIGKILL else ""
+            return f"killed by {name}{hint}"
+        return f"exited with status {code}"
 
 
 class UnixSocketKernelManager(TrackingKernelManager):
@@ -65,8 +90,20 @@ class UnixSocketKernelManager(TrackingKernelManager):
         return _socket_prefix()
 
 
+_SOCKET_DIR: Path | None = None
+
+
+def _socket_dir() -> Path:
+    """A folder only this user can enter (mode 0700), created once per process, for the kernels' sockets."""
+    global _SOCKET_DIR
+    if _SOCKET_DIR is None or not _SOCKET_DIR.is_dir():
+        _SOCKET_DIR = Path(tempfile.mkdtemp(prefix="mktlab-kernels-"))  # mkdtemp: readable and writable by its owner only
+        atexit.register(shutil.rmtree, _SOCKET_DIR, True)
+    return _SOCKET_DIR
+
+
 def _socket_prefix() -> str:
-    return str(Path(tempfile.gettempdir()) / f"mktlab-kernel-{uuid.uuid4().hex}")
+    return str(_socket_dir() / uuid.uuid4().hex[:16])
 
 
 def kernel_manager_class() -> type[KernelManager]:
@@ -109,7 +146,7 @@ class WarmKernel:
         self._scratch = None if cwd is not None else Path(tempfile.mkdtemp(prefix="mktlab-warm-"))
         atexit.register(self.shutdown)
         self.manager.start_kernel(cwd=str(cwd if cwd is not None else self._scratch))
-        self._client = self.manager.client()
+        self._client = self.manager.blocking_client()
         self._client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         self._client.execute(WARM_UP, silent=True, store_history=False)
         self._prepared: tuple[Path, str] | None = None  # (folder, id of the request that moves there)

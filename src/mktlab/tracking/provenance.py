@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import importlib.metadata
 import platform
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,10 +35,36 @@ def _git(root: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> str | None
     return done.stdout if done.returncode in ok_codes else None
 
 
+# Untracked files that look like credentials never reach the provenance diff (listed as left out instead).
+SECRET_FILES = re.compile(
+    r"(^|/)(\.env(\..*)?|\.netrc|\.pgpass|\.pypirc|id_(rsa|dsa|ecdsa|ed25519)[^/]*|[^/]*\.(pem|key|p12|pfx|keystore|jks)"
+    r"|[^/]*(credential|secret|password|token)[^/]*)$",
+    re.I,
+)
+MAX_UNTRACKED_BYTES = 1_000_000  # an untracked file larger than this is left out of the diff (data, not code)
+
+
+def untracked_files(root: Path) -> tuple[list[str], list[str]]:
+    """Untracked, not git-ignored files: (those the diff holds, `name (why)` of those left out)."""
+    listed = _git(root, "ls-files", "--others", "--exclude-standard", "-z") or ""
+    kept, left_out = [], []
+    for name in filter(None, listed.split("\0")):
+        path = root / name
+        if SECRET_FILES.search(name):
+            left_out.append(f"{name} (looks like a secret)")
+        elif path.is_file() and path.stat().st_size > MAX_UNTRACKED_BYTES:
+            left_out.append(f"{name} (over {MAX_UNTRACKED_BYTES // 1_000_000} MB)")
+        else:
+            kept.append(name)
+    return kept, left_out
+
+
 def code_state(root: Path) -> tuple[dict[str, str], str]:
     """Git tags (commit, branch, dirty flag) and the uncommitted diff of the project at `root`.
 
-    The diff holds tracked changes against HEAD and the content of untracked files.
+    The diff holds tracked changes against HEAD and the content of untracked files, except
+    git-ignored ones, ones that look like credentials (`.env*`, keys, credentials files) and
+    large ones: those are named at the top of the diff as left out.
     """
     commit = _git(root, "rev-parse", "HEAD")
     if commit is None:
@@ -45,11 +72,13 @@ def code_state(root: Path) -> tuple[dict[str, str], str]:
     branch = (_git(root, "rev-parse", "--abbrev-ref", "HEAD") or "").strip()
     status = _git(root, "status", "--porcelain") or ""
     diff = _git(root, "diff", "HEAD", "--binary") or ""
-    untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
-    for name in untracked:
+    kept, left_out = untracked_files(root)
+    for name in kept:
         diff += _git(root, "diff", "--no-index", "--binary", "/dev/null", name, ok_codes=(0, 1)) or ""  # 1: they differ
         if not diff.endswith("\n"):
             diff += "\n"
+    if left_out:
+        diff = "".join(f"# left out of this diff: {entry}\n" for entry in left_out) + diff
     tags = {
         "mlflow.source.git.commit": commit.strip(),
         "mktlab.git.commit": commit.strip(),

@@ -13,7 +13,8 @@ import yaml
 
 from mktlab.config import flatten
 from mktlab.tracking import provenance
-from mktlab.tracking.store import get_client, get_or_create_experiment
+from mktlab.config.secrets import mask_secrets, mask_uri, scrub_text, secret_values
+from mktlab.tracking.store import StoreError, describe_cause, get_client, get_or_create_experiment
 from mktlab.tracking.tracker import Tracker
 
 
@@ -54,11 +55,17 @@ def open_run(
         tags: extra tags (`config["tags"]` is added too).
         parent_run_id: makes the run a child (sweeps).
         owns_run: whether `Tracker.finish` ends the run.
+
+    Raises:
+        StoreError: the store cannot be opened or written; a run already created is marked
+            FAILED with the cause in its `mktlab.error` tag.
     """
     client = get_client(config["tracking"])
-    experiment_id = get_or_create_experiment(
-        client, config["experiment_name"], config["tracking"].get("artifact_root")
-    )
+    store = mask_uri(config["tracking"]["uri"])
+    try:
+        experiment_id = get_or_create_experiment(client, config["experiment_name"], config["tracking"].get("artifact_root"))
+    except Exception as error:
+        raise StoreError(f"cannot create experiment {config['experiment_name']!r} in the tracking store {store}: {describe_cause(error)}") from error
     root = Path(config["paths"]["root"])
     code_tags, diff = provenance.code_state(root)
     all_tags = {
@@ -71,18 +78,39 @@ def open_run(
     }
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    secrets = provenance.secret_values(config)
+    secrets = secret_values(config)
     name = config.get("run_name") or all_tags.pop("mlflow.runName", None) or run_name  # a sweep names its jobs by tag
-    run = client.create_run(
-        experiment_id,
-        run_name=provenance.scrub_text(name, secrets) if name else None,
-        tags={k: provenance.scrub_text(str(v), secrets) for k, v in all_tags.items()},
-    )
+    try:
+        run = client.create_run(
+            experiment_id,
+            run_name=scrub_text(name, secrets) if name else None,
+            tags={k: scrub_text(str(v), secrets) for k, v in all_tags.items()},
+        )
+    except Exception as error:
+        raise StoreError(f"cannot create a run in the tracking store {store}: {describe_cause(error)}") from error
     tracker = Tracker(client, run.info.run_id, owns_run=owns_run)
-    public = provenance.mask_secrets(config)
-    tracker.log_params(run_params(public))
-    tracker.log_text(yaml.safe_dump(public, sort_keys=False), "config.yaml")
-    if diff:
-        tracker.log_text(diff, "provenance/uncommitted.diff")
-    tracker.log_text(provenance.frozen_requirements(), "provenance/requirements.txt")
+    public = mask_secrets(config)
+    try:
+        tracker.log_params(run_params(public))
+        tracker.log_text(yaml.safe_dump(public, sort_keys=False), "config.yaml")
+        if diff:
+            tracker.log_text(scrub_text(diff, secrets), "provenance/uncommitted.diff")
+        tracker.log_text(provenance.frozen_requirements(), "provenance/requirements.txt")
+    except Exception as error:
+        where = run.info.artifact_uri if isinstance(error, OSError) else store
+        message = f"cannot record run {run.info.run_id} in {mask_uri(where)}: {describe_cause(error)}"
+        fail_run(client, run.info.run_id, message)
+        raise StoreError(message) from error
     return tracker
+
+
+def fail_run(client: Any, run_id: str, message: str) -> None:
+    """Mark a run FAILED with `message` in its `mktlab.error` tag, as far as the store still lets it."""
+    try:
+        client.set_tag(run_id, "mktlab.error", message[:5000])
+    except Exception:  # the store that just failed may refuse the tag too; the status matters more
+        pass
+    try:
+        client.set_terminated(run_id, status="FAILED")
+    except Exception:  # an unreachable store: nothing more can be recorded
+        pass

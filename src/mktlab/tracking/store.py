@@ -1,42 +1,102 @@
-"""The tracking store: client construction and experiment lookup."""
+"""The tracking store: client construction, reachability, experiment lookup, and one clear error.
+
+A store that cannot be opened, written or reached raises `StoreError`, whose message names
+the store (credentials masked) and the cause in one line. A tracking server that does not
+answer fails within `tracking.timeout` seconds, not after MLflow's minutes of retries.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mktlab.config.secrets import mask_uri
 
-def _tracking_settings(tracking: Any) -> tuple[str, str | None]:
+DEFAULT_TIMEOUT = 15.0
+# MLflow's HTTP settings (read on every request): a few quick retries instead of its minutes-long default.
+HTTP_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+HTTP_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+HTTP_BACKOFF = "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+
+
+class StoreError(RuntimeError):
+    """The tracking store cannot be opened, written or reached; the message names it and the cause."""
+
+
+def _tracking_settings(tracking: Any) -> tuple[str, str | None, float]:
     if isinstance(tracking, Mapping):
-        return tracking["uri"], tracking.get("artifact_root")
-    return tracking.uri, tracking.artifact_root
+        return tracking["uri"], tracking.get("artifact_root"), float(tracking.get("timeout") or DEFAULT_TIMEOUT)
+    return tracking.uri, tracking.artifact_root, float(getattr(tracking, "timeout", DEFAULT_TIMEOUT) or DEFAULT_TIMEOUT)
+
+
+def describe_cause(error: BaseException) -> str:
+    """The first line of an error's message, with the store's credentials masked."""
+    text = str(getattr(error, "message", None) or error).strip().splitlines()
+    return mask_uri(f"{type(error).__name__}: {text[0] if text else ''}")
 
 
 def get_client(tracking: Any) -> MlflowClient:
-    """An `MlflowClient` on the configured store.
+    """An `MlflowClient` on the configured store, checked to answer.
 
-    For SQLite, the file's folder is created, and the store's tables are created under
-    an exclusive file lock: MLflow's first-use migration is not safe when several
-    processes (parallel sweep jobs, a notebook beside the runner) start at once.
+    For SQLite, the file's folder is created, and the store's tables are created under an
+    exclusive file lock: MLflow's first-use migration is not safe when several processes
+    (parallel sweep jobs, a notebook beside the runner) start at once. A server must answer
+    its health check within `tracking.timeout` seconds.
+
+    Raises:
+        StoreError: the store cannot be opened or reached.
     """
-    uri, _ = _tracking_settings(tracking)
+    uri, _, timeout = _tracking_settings(tracking)
+    if uri.startswith(("http://", "https://")):
+        return _server_client(uri, timeout)
     if not uri.startswith("sqlite:///"):
-        return MlflowClient(tracking_uri=uri)
+        return _checked(uri, lambda: MlflowClient(tracking_uri=uri))
     database = Path(uri.removeprefix("sqlite:///"))
-    database.parent.mkdir(parents=True, exist_ok=True)
-    with open(database.with_name(database.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            # the client builds its store (creating or migrating the tables) when constructed
-            client = MlflowClient(tracking_uri=uri)
-            client.search_experiments(max_results=1)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    try:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = database.with_name(database.name + ".lock")
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                # the client builds its store (creating or migrating the tables) when constructed
+                return _checked(uri, lambda: MlflowClient(tracking_uri=uri), what=f"the SQLite file {database}")
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+    except OSError as error:
+        raise StoreError(f"cannot open the tracking store {database}: {describe_cause(error)}") from error
+
+
+def _checked(uri: str, make: Any, *, what: str | None = None) -> MlflowClient:
+    try:
+        client = make()
+        client.search_experiments(max_results=1)
+    except StoreError:
+        raise
+    except Exception as error:  # MLflow and SQLAlchemy raise many kinds: a damaged file, a locked one, a bad URI
+        raise StoreError(f"cannot open the tracking store {what or mask_uri(uri)}: {describe_cause(error)}") from error
     return client
+
+
+def _server_client(uri: str, timeout: float) -> MlflowClient:
+    """A client on an MLflow server that answered `/health` within `timeout` seconds; later requests
+    retry twice with the same timeout, so an outage mid-run fails in seconds too."""
+    os.environ.setdefault(HTTP_RETRIES, "2")
+    os.environ.setdefault(HTTP_TIMEOUT, str(int(max(timeout, 1))))
+    os.environ.setdefault(HTTP_BACKOFF, "0.5")
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
+    except requests.RequestException as error:
+        raise StoreError(f"the MLflow server {mask_uri(uri)} did not answer within {timeout:g} s "
+                         f"(tracking.timeout): {describe_cause(error)}") from None
+    if answer.status_code != 200:
+        raise StoreError(f"the MLflow server {mask_uri(uri)} answered its health check with HTTP {answer.status_code}")
+    return _checked(uri, lambda: MlflowClient(tracking_uri=uri))
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:

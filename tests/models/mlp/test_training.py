@@ -1,4 +1,4 @@
-"""The response MLP: shapes, training and inference modes, class weighting, a loss that falls, early stopping."""
+"""Training the response MLP: class weighting, balanced epochs, a loss that falls, early stopping, saving."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ import pytest
 from flax import nnx
 from sklearn.metrics import roc_auc_score
 
+from helpers import replace_in
+from mktlab.config import ConfigError
 from mktlab.data.tabular import TabularTable, prepare
-from mktlab.models.mlp import ResponseMLP
+from mktlab.models.mlp.module import ResponseMLP
+from mktlab.models.mlp.training import balanced_rows, bce_loss, build_task, class_weighting, fit_quietly, module_kwargs, predict
+from mktlab.session import fit
 from mktlab.train.checkpoint import load_module, save_module
-from mktlab.train.mlp import balanced_rows, bce_loss, build_task, class_weighting, fit, module_kwargs, predict
 
 TINY = ["model=mlp", "trainer.progress=false", "model.hidden=[8]", "trainer.batch_size=64"]
 
@@ -33,40 +36,6 @@ def synthetic(n: int = 600, *, seed: int = 0, positive_share: float = 0.2):
     return prepare(table, np.sort(order[: n // 2]), np.sort(order[n // 2 : 3 * n // 4]), np.sort(order[3 * n // 4 :]))
 
 
-@pytest.mark.parametrize("categorical", ["onehot", "embed"])
-@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
-def test_output_shape_at_tiny_sizes(categorical: str, norm: str) -> None:
-    model = ResponseMLP(3, [4, 2], [5, 3], norm=norm, categorical=categorical, embed_dim=2, dropout=0.5, rngs=nnx.Rngs(0))
-    numeric, codes = jnp.ones((7, 3)), jnp.array([[0, 1], [3, 1]] * 3 + [[2, 0]])
-    assert model(numeric, codes).shape == (7,)
-    assert model(numeric, codes, key=jax.random.key(1)).shape == (7,)
-    assert model.inputs(numeric, codes).shape == (7, 3 + (4 + 2 if categorical == "onehot" else 2 * 2))
-    probabilities = model.probability(numeric, codes)
-    assert probabilities.shape == (7,) and bool(jnp.all((probabilities > 0) & (probabilities < 1)))
-
-
-def test_no_hidden_layer_is_logistic_regression() -> None:
-    model = ResponseMLP(3, [2], [], rngs=nnx.Rngs(0))
-    x, codes = jnp.arange(6.0).reshape(2, 3), jnp.array([[1], [0]])
-    expected = jnp.concatenate([x, jax.nn.one_hot(codes[:, 0], 2)], 1) @ model.output.kernel.value[:, 0] + model.output.bias.value[0]
-    np.testing.assert_allclose(model(x, codes), expected, rtol=1e-6)
-
-
-def test_dropout_only_in_training_mode_and_inference_is_deterministic() -> None:
-    model = ResponseMLP(4, [3], [32, 16], dropout=0.5, rngs=nnx.Rngs(0))
-    numeric, codes = jax.random.normal(jax.random.key(0), (16, 4)), jnp.ones((16, 1), jnp.int32)
-    np.testing.assert_array_equal(model(numeric, codes), model(numeric, codes))
-    a, b = model(numeric, codes, key=jax.random.key(1)), model(numeric, codes, key=jax.random.key(2))
-    assert not np.allclose(a, b) and not np.allclose(a, model(numeric, codes))
-
-
-def test_invalid_options_are_rejected_with_the_config_key() -> None:
-    for kwargs, key in [({"activation": "swish"}, "model.activation"), ({"norm": "group"}, "model.norm"),
-                        ({"categorical": "hash"}, "model.categorical"), ({"dropout": 1.0}, "model.dropout")]:
-        with pytest.raises(ValueError, match=key):
-            ResponseMLP(2, [2], [4], rngs=nnx.Rngs(0), **kwargs)
-
-
 def test_class_weighting_and_prior_correction(cfg_for) -> None:
     data = synthetic()
     balanced = data.pos_weight()
@@ -78,8 +47,10 @@ def test_class_weighting_and_prior_correction(cfg_for) -> None:
     assert class_weighting(cfg_for([*TINY, "model.imbalance=sample"]), data) == (1.0, pytest.approx(balanced))
     assert class_weighting(cfg_for([*TINY, "model.imbalance=none"]), data) == (1.0, 1.0)
     assert module_kwargs(cfg_for([*TINY, "model.correct_prior=false"]), data)["prior_shift"] == 0.0
+    with pytest.raises(ConfigError, match="model.imbalance=smote: expected one of weight, sample, none"):
+        cfg_for([*TINY, "model.imbalance=smote"])  # refused when the config is typed, before any run
     with pytest.raises(ValueError, match="model.imbalance"):
-        class_weighting(cfg_for([*TINY, "model.imbalance=smote"]), data)
+        class_weighting(replace_in(cfg_for(TINY), "model", imbalance="smote"), data)
     model = ResponseMLP(4, [4], [3], prior_shift=math.log(3), rngs=nnx.Rngs(0))
     numeric, codes = jnp.ones((2, 4)), jnp.ones((2, 1), jnp.int32)
     np.testing.assert_allclose(model.probability(numeric, codes), jax.nn.sigmoid(model(numeric, codes) - math.log(3)), rtol=1e-6)
@@ -131,6 +102,7 @@ def test_the_best_epoch_is_the_one_kept(cfg_for) -> None:
     val_auc = [row["val_roc_auc"] for row in result.history]
     assert result.best_epoch == int(np.argmax(val_auc)) + 1 and result.best_score == max(val_auc)
     assert roc_auc_score(data.val.labels, predict(result.model, data.val)) == pytest.approx(result.best_score, abs=1e-6)
+    assert fit_quietly(cfg, data).history == result.history  # cross-validation folds train the same way, logging nothing
 
 
 def test_early_stopping_and_batch_statistics(cfg_for) -> None:

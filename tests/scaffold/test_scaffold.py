@@ -1,0 +1,62 @@
+"""`mktlab-new NAME --dir DIR` writes a package that works as a model with no file of mktlab changed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mktlab.scaffold import LAYOUT, ScaffoldError, check_name, write_package
+
+BIN = Path(sys.executable).parent
+NAME = "churn"
+
+
+def test_the_package_holds_its_files_and_bad_names_are_refused(tmp_path: Path) -> None:
+    root = write_package(NAME, tmp_path)
+    written = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert written == sorted([target.format(name=NAME) for target in LAYOUT.values()] + [f"src/{NAME}/{NAME}.ipynb"])
+    assert f'{NAME} = "{NAME}:spec"' in (root / "pyproject.toml").read_text()
+    compile((root / "src" / NAME / "training.py").read_text(), "training.py", "exec")
+    with pytest.raises(ScaffoldError, match="not empty"):
+        write_package(NAME, tmp_path)
+    for bad in ("Churn", "2churn", "class", "mf", "json", "jax"):
+        with pytest.raises(ScaffoldError):
+            check_name(bad)
+
+
+def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.mark.slow
+def test_a_new_model_runs_sweeps_reruns_reviews_and_passes_the_contract(tmp_path: Path) -> None:
+    done = run([str(BIN / "mktlab-new"), NAME, "--dir", str(tmp_path)], tmp_path)
+    root = tmp_path / NAME
+    assert str(root) in done.stdout
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(root)], tmp_path)
+    try:
+        uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+        store = [f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path / 'store' / 'artifacts'}", "trainer.progress=false"]
+        run([str(BIN / "mktlab"), f"model={NAME}", *store, f"hydra.run.dir={tmp_path / 'full'}"], tmp_path)
+        run([str(BIN / "mktlab"), f"model={NAME}", "debug=tiny", *store, f"hydra.run.dir={tmp_path / 'tiny'}"], tmp_path)
+        run([str(BIN / "mktlab"), "-m", f"model={NAME}", "debug=tiny", "seed=0,1", *store, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+        client = MlflowClient(tracking_uri=uri)
+        runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
+        assert len(runs) == 5 and all(r.info.status == "FINISHED" for r in runs)  # full, tiny, sweep parent and two jobs
+        full = next(r for r in runs if r.data.tags.get("mktlab.run_dir") == str(tmp_path / "full"))
+        assert full.data.metrics["test_roc_auc"] > full.data.metrics["baseline_test_roc_auc"]  # the template model wins
+        rerun = run([str(BIN / "mktlab-rerun"), full.info.run_id, "--tracking-uri", uri, "--run-dir", str(tmp_path / "rerun")], tmp_path)
+        assert "identical metrics" in rerun.stderr
+        review = run([str(BIN / "mktlab-review"), f"experiment={NAME}", f"tracking.uri={uri}"], tmp_path)
+        assert "review notebook" in review.stderr + review.stdout
+        contract = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(root / "tests")], root, timeout=1800)
+        assert " passed" in contract.stdout and "failed" not in contract.stdout
+    finally:
+        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", NAME], capture_output=True)
