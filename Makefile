@@ -7,8 +7,11 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 STORE := sqlite:///$(CURDIR)/experiments/mlflow.db
 ARTIFACTS := $(CURDIR)/experiments/mlartifacts
-BACKEND ?= $(STORE)
 SERVER_WORKERS ?= 2
+# The server's backend store: MLFLOW_BACKEND_STORE_URI in the environment, else the first line of
+# BACKEND_FILE (e.g. postgresql://mlflow:PASSWORD@db/mlflow in a file only you can read), else the
+# project's SQLite store. It reaches `mlflow server` through its environment, never its command line.
+BACKEND_FILE ?=
 
 .PHONY: help install demo test test-fast lab mlflow-ui mlflow-server bench clean
 
@@ -38,9 +41,9 @@ lab: $(STAMP)  ## open JupyterLab on notebooks/
 mlflow-ui: $(STAMP)  ## open the MLflow UI on the project's store
 	$(BIN)/mlflow ui --backend-store-uri $(STORE) --default-artifact-root $(ARTIFACTS) --host $(HOST) --port $(PORT)
 
-mlflow-server: $(STAMP)  ## MLflow tracking server on HOST:PORT over the project's store; BACKEND=postgresql://user:pw@host/db for PostgreSQL
-	$(BIN)/mlflow server --backend-store-uri $(BACKEND) --artifacts-destination $(ARTIFACTS) \
-		--host $(HOST) --port $(PORT) --workers $(SERVER_WORKERS)
+mlflow-server: $(STAMP)  ## MLflow tracking server on HOST:PORT; PostgreSQL: BACKEND_FILE=<file holding postgresql://...> or MLFLOW_BACKEND_STORE_URI
+	@MLFLOW_BACKEND_STORE_URI="$${MLFLOW_BACKEND_STORE_URI:-$$(if [ -n "$(BACKEND_FILE)" ]; then head -n 1 "$(BACKEND_FILE)"; else echo "$(STORE)"; fi)}" \
+		$(BIN)/mlflow server --artifacts-destination $(ARTIFACTS) --host $(HOST) --port $(PORT) --workers $(SERVER_WORKERS)
 
 bench: $(STAMP)  ## run the benchmarks against PyTorch and scikit-surprise
 	$(BIN)/python -m pip install -e '.[dev,bench]'

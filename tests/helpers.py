@@ -133,10 +133,13 @@ def open_store_at_once(uri: str, barrier, results) -> None:
 # --------------------------------------------------------------------------- sweeps
 #
 # The stub stands in for a model's notebook where a test is about the sweep machinery
-# (parallel writers, launchers, a tracking server, the Optuna sweeper) rather than a model:
-# it runs as a notebook of one's own (`notebook=...`, so its runs land in the experiment
-# `sweep_stub`), attaches to the runner's run like a real notebook, tags its monitor like
-# the session, and logs per-epoch and final metrics that depend on the config.
+# (parallel writers, launchers, a tracking server, the Optuna sweeper) rather than a model.
+# It runs as a notebook of one's own (`notebook=...`): its runs land in the experiment
+# `sweep_stub` and record `params.*`, `seed` and `notebook` as their params. It attaches to
+# the runner's run like a real notebook, tags its monitor like the session, and logs
+# per-epoch and final metrics that depend on `params.lr`, `params.dim` and `seed`; a
+# negative `params.dim` makes it raise (every job's config is valid: the failure is the
+# notebook's).
 
 STUB_EXPERIMENT = "sweep_stub"
 
@@ -146,10 +149,11 @@ import math
 from mktlab import session
 
 cfg, tracker = session.start("mf", config=config, run_id=run_id, overrides=overrides)
-if cfg.model.dim < 0:
-    raise ValueError(f"model.dim={cfg.model.dim} must be positive")
+lr, dim = cfg.params.get("lr", 0.01), cfg.params.get("dim", 1)
+if dim < 0:
+    raise ValueError(f"params.dim={dim} must be positive")
 tracker.set_tags({"mktlab.monitor": "val_rmse", "mktlab.monitor_mode": "min"})
-score = abs(math.log10(cfg.optim.lr) + 2) + cfg.model.dim / 100 + cfg.seed / 1000
+score = abs(math.log10(lr) + 2) + dim / 100 + cfg.seed / 1000
 for epoch in range(1, cfg.trainer.epochs + 1):
     tracker.log_metrics({"train_loss": score + 2 / epoch, "val_rmse": score + 1 / epoch}, step=epoch)
 tracker.log_metrics({"best_val_rmse": score + 1 / cfg.trainer.epochs, "best_epoch": cfg.trainer.epochs, "test_rmse": score + 0.5})
@@ -157,17 +161,14 @@ session.finish(tracker)
 """
 
 
-def stub_score(lr: float, dim: int, seed: int = 0, epochs: int = 10) -> float:
-    """The value the stub logs as best_val_rmse."""
+def stub_score(lr: float = 0.01, dim: int = 1, seed: int = 0, epochs: int = 10) -> float:
+    """The value the stub logs as best_val_rmse (`params.lr`, `params.dim` and `seed` of its job)."""
     return abs(math.log10(lr) + 2) + dim / 100 + seed / 1000 + 1 / epochs
 
 
 def stub_notebook(folder: Path) -> list[str]:
-    """Write the stub notebook into `folder`; returns the overrides that make a job run it.
-
-    `model.dim=-1` makes a job's notebook raise; the sweeps vary `model.dim` and `seed`, and the
-    stub reads `optim.lr`, so the jobs keep the (default) model `mf`.
-    """
+    """Write the stub notebook into `folder`; returns the overrides that make a job run it (sweep
+    `params.dim`, `params.lr` and `seed` on top)."""
     folder.mkdir(parents=True, exist_ok=True)
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

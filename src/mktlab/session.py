@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +30,7 @@ from IPython import get_ipython
 from tqdm import TqdmExperimentalWarning, TqdmWarning
 
 from mktlab.config import Config, to_container, to_plain
+from mktlab.config.secrets import mask_uri, scrub_text, secret_values
 from mktlab.evaluation.report import Report, aggregate
 from mktlab.models import registry
 from mktlab.models.contract import ModelSpec
@@ -80,11 +83,12 @@ def start(
     cfg = registry.typed(config)
     if run_id:
         return cfg, Tracker(get_client(cfg.tracking), run_id, owns_run=False)
-    path = Path(notebook) if notebook is not None else spec_of(cfg).notebook_path()
+    path = Path(notebook) if notebook is not None else _open_notebook() or spec_of(cfg).notebook_path()
     tracker = open_run(config, notebook=path, run_name=run_name_from_overrides(overrides),
                        tags={"mktlab.origin": "notebook", "mktlab.overrides": " ".join(overrides)}, owns_run=True)
+    _RUN_NOTEBOOKS[tracker.run_id] = (path, secret_values(config))
     _fail_run_on_error(tracker)
-    print(f"MLflow run {tracker.run_id} in experiment '{cfg.experiment_name}' ({provenance.mask_secrets(cfg.tracking.uri)})")
+    print(f"MLflow run {tracker.run_id} in experiment '{cfg.experiment_name}' ({mask_uri(cfg.tracking.uri)})")
     return cfg, tracker
 
 
@@ -164,8 +168,27 @@ def log(report: Report, tracker: Tracker | None) -> Report:
 
 
 def finish(tracker: Tracker) -> None:
-    """Close a run the notebook opened itself (the runner closes its own)."""
+    """Close a run the notebook opened itself, with the notebook as last saved (the runner closes its own runs
+    and logs the executed notebook itself)."""
+    if tracker.owns_run and not tracker.finished and tracker.run_id in _RUN_NOTEBOOKS:
+        path, secrets = _RUN_NOTEBOOKS.pop(tracker.run_id)
+        if path.is_file():
+            with tempfile.TemporaryDirectory() as tmp:
+                saved = Path(tmp, path.name)
+                saved.write_text(scrub_text(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
+                tracker.log_artifact(saved, "notebook")
     tracker.finish("FINISHED")
+
+
+# run id -> (its notebook, the config's secrets), for runs a notebook opened by hand
+_RUN_NOTEBOOKS: dict[str, tuple[Path, set[str]]] = {}
+
+
+def _open_notebook() -> Path | None:
+    """The notebook this kernel serves, as JupyterLab names it to the kernel (`JPY_SESSION_NAME`), if any."""
+    name = os.environ.get("JPY_SESSION_NAME", "")
+    path = Path(name) if name.endswith(".ipynb") else None
+    return path if path is not None and path.is_file() else None
 
 
 def _epoch_logger(tracker: Tracker | None, task: Any):

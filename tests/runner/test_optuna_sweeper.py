@@ -1,27 +1,27 @@
-"""The Optuna sweeper: search spaces, and a search whose direction comes from the training loop's monitor."""
+"""The Optuna sweeper: search spaces, and a search whose metric and direction come from the model's monitor (its contract)."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
+from helpers import stub_notebook, stub_score, sweep_runs
 from hydra_plugins.mktlab_optuna_sweeper.optuna_sweeper import OptunaSweeper, search_space, trial_overrides
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-from sweep_support import stub_notebook, stub_score, sweep_runs
 
 
 def test_search_space_follows_hydra_sweep_syntax():
     fixed, space = search_space(
         {"model.dim": "choice(16, 32)", "optim.lr": "0.1"},
         ["optim.lr=tag(log, interval(1e-4, 1e-1))", "seed=range(0,3)", "model.l2=interval(0.0, 0.5)",
-         "model.top_k=int(interval(5, 20))", "model.recommend_users=interval(5, 20)", "data.split=random,temporal", "trainer.epochs=3"],
+         "model.eval.top_k=int(interval(5, 20))", "model.eval.recommend_users=interval(5, 20)", "data.split=random,temporal", "trainer.epochs=3"],
     )
     assert fixed == ["trainer.epochs=3"]  # optim.lr=0.1 from params is replaced by the command line's search
     assert space["model.dim"] == CategoricalDistribution([16, 32])
     assert space["optim.lr"] == FloatDistribution(1e-4, 1e-1, log=True)
     assert space["seed"] == IntDistribution(0, 2)  # range excludes its stop, as in Hydra
     assert space["model.l2"] == FloatDistribution(0.0, 0.5)
-    assert space["model.top_k"] == IntDistribution(5, 20)
-    assert space["model.recommend_users"] == FloatDistribution(5.0, 20.0)  # Hydra's interval is a float interval
+    assert space["model.eval.top_k"] == IntDistribution(5, 20)
+    assert space["model.eval.recommend_users"] == FloatDistribution(5.0, 20.0)  # Hydra's interval is a float interval
     assert space["data.split"] == CategoricalDistribution(["random", "temporal"])
     assert trial_overrides(fixed, {"optim.lr": 0.0012345678, "data.split": "random"}) == ["trainer.epochs=3", "optim.lr=0.001235", "data.split=random"]
 
@@ -35,16 +35,16 @@ def test_direction_auto_needs_metric_auto():
 @pytest.mark.slow
 def test_optuna_minimizes_the_monitored_metric(store, mktlab_cli, tmp_path):
     result = mktlab_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib",
-                         *stub_notebook(tmp_path / "nb"), *store.overrides, "model.dim=choice(1,50)", "optim.lr=tag(log,interval(1e-3,1e-1))"])
+                         *stub_notebook(tmp_path / "nb"), *store.overrides, "params.dim=choice(1,50)", "params.lr=tag(log,interval(1e-3,1e-1))"])
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = sweep_runs(store)
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
     assert parent.data.tags["mktlab.sweeper"] == "optuna"
     for run in children:  # each trial's value is what its job logged
-        expected = stub_score(float(run.data.params["optim.lr"]), int(run.data.params["model.dim"]))
+        expected = stub_score(float(run.data.params["params.lr"]), int(run.data.params["params.dim"]))
         assert run.data.metrics["best_val_rmse"] == pytest.approx(expected)
     results = yaml.safe_load((tmp_path / "multirun" / "optimization_results.yaml").read_text())
     best = min(r.data.metrics["best_val_rmse"] for r in children)
-    assert results["metric"] == "best_val_rmse" and results["direction"] == "minimize"  # from the loop's monitor tags
+    assert results["metric"] == "best_val_rmse" and results["direction"] == "minimize"  # mf's monitor: val_rmse, min
     assert results["best_value"] == pytest.approx(best) and results["trials"] == 4
     assert parent.data.metrics["best_val_rmse"] == pytest.approx(best)

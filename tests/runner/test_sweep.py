@@ -6,8 +6,8 @@ import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from mktlab import paths
-from mktlab.config import compose
+from mktlab.config import paths
+from mktlab.models import registry
 from mktlab.runner import sweep as sw
 
 SWEEPS = sorted(p.stem for p in (paths.conf_dir() / "sweep").glob("*.yaml"))
@@ -24,7 +24,7 @@ def test_named_sweep_composes_and_sweeps_existing_keys(name, cfg_for):
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    cfg = compose([f"sweep={name}"])
+    cfg = registry.compose([f"sweep={name}"])
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(paths.conf_dir()), version_base="1.3"):
         hydra_cfg = hydra_compose(config_name="config", overrides=[f"sweep={name}"], return_hydra_config=True).hydra
@@ -50,6 +50,7 @@ def test_launcher_configs_compose(launcher, monkeypatch):
     from hydra.core.global_hydra import GlobalHydra
 
     monkeypatch.setenv("MKTLAB_WORKERS", "3")
+    registry.register()  # the schemas the config files name
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(paths.conf_dir()), version_base="1.3"):
         cfg = hydra_compose(config_name="config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sweep_support import artifact_paths, sweep_runs
+from helpers import artifact_paths, sweep_runs
 
 TINY = ["debug=tiny", "trainer.epochs=2", "data.subsample=2000", "trainer.progress=false"]
 BIN = Path(sys.executable).parent
@@ -20,7 +20,7 @@ def test_mf_sweep_parent_children_review(store, mktlab_cli, tmp_path):
                          "+tags.api_token=s3cret-value"])
     assert result.returncode == 0, result.stderr[-3000:]
 
-    parent, children = sweep_runs(store)
+    parent, children = sweep_runs(store, "mf")
     client = store.client
     sweep_id = parent.data.tags["mktlab.sweep_id"]
     # The parent holds the sweep's definition, then its summary and the best child's metrics.

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from sweep_support import stub_notebook, sweep_runs
+from helpers import stub_notebook, sweep_runs
 
 
 @pytest.mark.slow
 def test_16_jobs_on_4_workers_all_land_in_sqlite(store, mktlab_cli, tmp_path):
     result = mktlab_cli(
         ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", *stub_notebook(tmp_path / "nb"), *store.overrides,
-         "model.dim=1,2,3,4", "seed=0,1,2,3"],
+         "params.dim=1,2,3,4", "seed=0,1,2,3"],
         timeout=500,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -20,7 +20,7 @@ def test_16_jobs_on_4_workers_all_land_in_sqlite(store, mktlab_cli, tmp_path):
     assert parent.info.status == "FINISHED"
     assert len(children) == 16
     assert sorted(int(r.data.tags["mktlab.job_num"]) for r in children) == list(range(16))
-    assert {(r.data.params["model.dim"], r.data.params["seed"]) for r in children} == {(str(d), str(s)) for d in range(1, 5) for s in range(4)}
+    assert {(r.data.params["params.dim"], r.data.params["seed"]) for r in children} == {(str(d), str(s)) for d in range(1, 5) for s in range(4)}
     for run in children:
         assert run.info.status == "FINISHED"
         assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
@@ -28,6 +28,6 @@ def test_16_jobs_on_4_workers_all_land_in_sqlite(store, mktlab_cli, tmp_path):
         assert len(store.client.get_metric_history(run.info.run_id, "val_rmse")) == 10  # every epoch's write landed
     # The parent carries the best child's metrics: the smallest dimension, seed 0.
     best = min(children, key=lambda r: r.data.metrics["best_val_rmse"])
-    assert best.info.run_name == "model.dim=1,seed=0"
+    assert best.info.run_name == "params.dim=1,seed=0"
     assert parent.data.metrics["best_val_rmse"] == best.data.metrics["best_val_rmse"]
     assert parent.data.metrics["sweep_jobs"] == 16 and parent.data.metrics["sweep_failed_jobs"] == 0

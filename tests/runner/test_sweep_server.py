@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from sweep_support import artifact_paths, stub_notebook
+from helpers import STUB_EXPERIMENT, artifact_paths, stub_notebook
 
 MLFLOW = str(Path(sys.executable).with_name("mlflow"))
 
@@ -59,16 +59,16 @@ def mlflow_server(tmp_path):
 def test_submitit_sweep_against_tracking_server(mlflow_server, mktlab_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = mktlab_cli(["-m", "tracking=server", f"tracking.uri={mlflow_server}", "hydra/launcher=submitit_local",
-                         *stub_notebook(tmp_path / "nb"), "model.dim=1,2"])
+                         *stub_notebook(tmp_path / "nb"), "params.dim=1,2"])
     assert result.returncode == 0, result.stderr[-3000:]
 
     client = MlflowClient(tracking_uri=mlflow_server)  # the REST client
-    experiment = client.get_experiment_by_name("mf")
+    experiment = client.get_experiment_by_name(STUB_EXPERIMENT)
     assert experiment.artifact_location.startswith("mlflow-artifacts:")  # the server stores the artifacts
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if r.data.tags.get("mktlab.sweep_role") == "parent")
     children = sorted((r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id), key=lambda r: r.info.run_name)
-    assert [r.info.run_name for r in children] == ["model.dim=1", "model.dim=2"]
+    assert [r.info.run_name for r in children] == ["params.dim=1", "params.dim=2"]
     assert parent.info.status == "FINISHED" and all(r.info.status == "FINISHED" for r in children)
     assert parent.data.metrics["best_val_rmse"] == children[0].data.metrics["best_val_rmse"]
     assert len(client.get_metric_history(children[1].info.run_id, "val_rmse")) == 10

@@ -29,7 +29,7 @@ class GridSweeper(BasicSweeper):
         self.overrides = self.split_arguments(parser.parse_overrides(params), self.max_batch_size)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        record = yaml.safe_dump(mask_secrets(OmegaConf.to_container(self.config, resolve=False)), sort_keys=False)
+        record = yaml.safe_dump(mask_secrets(OmegaConf.to_container(self.config, resolve=False, enum_to_str=True)), sort_keys=False)
         (sweep_dir / "multirun.yaml").write_text(scrub_text(record, secrets_in_overrides(params)), encoding="utf-8")
         returns, initial_job_idx = [], 0
         while not self.is_done():

@@ -184,7 +184,7 @@ class OptunaSweeper(Sweeper):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         fixed, space = search_space(self.params, arguments)
-        record = yaml.safe_dump(mask_secrets(OmegaConf.to_container(self.config, resolve=False)), sort_keys=False)
+        record = yaml.safe_dump(mask_secrets(OmegaConf.to_container(self.config, resolve=False, enum_to_str=True)), sort_keys=False)
         (sweep_dir / "multirun.yaml").write_text(scrub_text(record, secrets_in_overrides(arguments)), encoding="utf-8")
         if not space:
             raise ValueError("the Optuna sweeper has nothing to search: give hydra.sweeper.params or overrides like 'optim.lr=interval(1e-4,1e-1)'")

@@ -16,7 +16,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 
 from mktlab.config import ConfigError, paths, to_container
@@ -162,8 +161,7 @@ def launch(
             f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error) if outcome.status == 'FAILED' else 'interrupted'}\n"
             f"partial notebook: {output}"
         )
-        title = f"mktlab: {notebook.stem} {outcome.status}"
-        console.print(Panel(scrub_text(message, secrets), title=title, border_style="red"))
+        console.print(f"[red]mktlab: {notebook.stem} {scrub_text(message, secrets)}[/red]", soft_wrap=True)
     return tracker, outcome, output
 
 

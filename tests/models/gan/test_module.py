@@ -9,7 +9,7 @@ import pytest
 from flax import nnx
 from jax import lax
 
-from mktlab.models.gan import Conv2D, ConvTranspose2D, Discriminator, Generator, ImageClassifier, base_size
+from mktlab.models.gan.module import Conv2D, ConvTranspose2D, Discriminator, Generator, ImageClassifier, base_size
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -23,8 +23,12 @@ def test_shapes(size: int) -> None:
     assert Discriminator(size, features=8, rngs=nnx.Rngs(0))(images).shape == (5,)
     classifier = ImageClassifier(size, 10, feature_dim=12, rngs=nnx.Rngs(0))
     assert classifier(images).shape == (5, 10) and classifier.features(images).shape == (5, 12)
-    generator.eval()  # sampling mode: batch norm on running averages
-    assert generator(jnp.ones((2, 16))).shape == (2, size, size, 1)
+    # Training mode with a key (batch norm on the batch's statistics), inference without (on running averages).
+    z = jax.random.normal(jax.random.key(2), (2, 16))
+    trained = generator(z, key=jax.random.key(3))
+    assert trained.shape == generator(z).shape == (2, size, size, 1)
+    assert not np.allclose(trained, generator(z))
+    np.testing.assert_array_equal(generator(z), generator(z))
 
 
 def test_image_size_must_be_a_multiple_of_four() -> None:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 
-TINY = ["model=gan", "trainer.epochs=2", "trainer.sample_every=1", "trainer.progress=false", "data.subsample=400",
-        "model.g_features=8", "model.d_features=8", "model.classifier_epochs=2", "model.eval_samples=128"]
+TINY = ["model=gan", "trainer.epochs=2", "model.sample_every=1", "trainer.progress=false", "data.subsample=400",
+        "model.g_features=8", "model.d_features=8", "model.eval.classifier_epochs=2", "model.eval.samples=128"]
 
 
 @pytest.mark.slow
@@ -27,6 +27,8 @@ def test_mktlab_gan_run_logs_metrics_and_images(mktlab_cli, store, tmp_path, rer
     history = store.client.get_metric_history(run.info.run_id, "val_fid")
     assert sorted(m.step for m in history) == [1, 2]
     assert "reference_fid" in completed.stderr + completed.stdout  # the runner's summary table
+    assert run.data.params["optim.generator.lr"] == "0.002" and "optim.lr" not in run.data.params  # the GAN's two optimizers
+    assert run.data.tags["mktlab.monitor"] == "val_fid" and run.data.tags["mktlab.monitor_mode"] == "min"
 
     def files(path: str = "") -> set[str]:
         found = set()
@@ -38,9 +40,9 @@ def test_mktlab_gan_run_logs_metrics_and_images(mktlab_cli, store, tmp_path, rer
     assert {"samples/epoch_000.png", "samples/epoch_001.png", "samples/epoch_002.png", "samples/final.png",
             "samples/training.gif", "model/params.npz", "model/module.json", "classifier/params.npz",
             "classifier/info.json", "figures/real_images.png", "figures/training_curves.png",
-            "figures/samples_over_time.png", "metrics_vs_reference.csv", "notebook/gan_creatives.ipynb"} <= logged, logged
+            "figures/samples_over_time.png", "metrics_vs_reference.csv", "notebook/gan.ipynb"} <= logged, logged
 
-    from mktlab.train.gan import generate_from_run
+    from mktlab.models.gan.training import generate_from_run
 
     images = generate_from_run(run.info.run_id, 5, tracking_uri=store.uri, seed=3)
     assert images.shape == (5, 8, 8, 1) and np.all(np.abs(images) <= 1.0)

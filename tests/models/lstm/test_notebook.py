@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from test_runner_mf import artifact_paths
+from helpers import artifact_paths
 
 pytestmark = pytest.mark.slow
 
@@ -20,6 +20,7 @@ def test_lstm_notebook_run_records_metrics_baselines_figures_and_models(store, m
     assert run.info.status == "FINISHED"
     assert run.data.params["model.hidden"] == "8" and run.data.params["data.max_len"] == "8"
     assert [m.step for m in store.client.get_metric_history(run.info.run_id, "val_gauc")] == [1, 2]
+    assert run.data.tags["mktlab.monitor"] == "val_roc_auc" and run.data.tags["mktlab.monitor_mode"] == "max"
     metrics = run.data.metrics
     for key in ("test_roc_auc", "test_log_loss", "test_gauc", "test_mean_predicted", "test_observed_ctr", "test_frozen_gauc",
                 "baseline_test_popularity_roc_auc", "baseline_test_popularity_gauc",
@@ -27,12 +28,12 @@ def test_lstm_notebook_run_records_metrics_baselines_figures_and_models(store, m
         assert np.isfinite(metrics[key]), key
     assert 0.4 < metrics["test_roc_auc"] <= 1.0
     artifacts = artifact_paths(store.client, run.info.run_id)
-    assert {"notebook/lstm_clicks.ipynb", "figures/learning_curve.png", "figures/roc_curve.png", "figures/calibration.png",
+    assert {"notebook/lstm.ipynb", "figures/learning_curve.png", "figures/roc_curve.png", "figures/calibration.png",
             "figures/auc_by_history_length.png", "auc_by_history_length.csv", "auc_by_items_seen.csv",
             "model/params.npz", "model/module.json", "pyfunc_model/MLmodel"} <= artifacts
     assert "test_gauc" in done.stderr and "baseline_test_logreg_roc_auc" in done.stderr
 
-    from mktlab.train.checkpoint import load_module_from_run
+    from mktlab.tracking.checkpoints import load_module_from_run
 
     model = load_module_from_run(run.info.run_id, tracking_uri=store.uri)
     assert model.hidden == 8

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pytest
 from flax import nnx
 
-from mktlab.config.schema import ClickLogDataConfig
+from helpers import composed
 from mktlab.data.clicklog import make_click_data, pad_history
-from mktlab.models.lstm import ClickLSTM
+from mktlab.models.lstm.module import ClickLSTM
+from mktlab.models.lstm.serving import log_serving_model, save_pyfunc, score_requests
+from mktlab.models.lstm.training import module_kwargs, predict
 from mktlab.tracking import Tracker
-from mktlab.tracking.pyfunc_lstm import log_pyfunc, save_pyfunc
-from mktlab.train.lstm import predict
+from mktlab.train.loop import SeedResults
 
 LOG = pd.DataFrame(
     {
@@ -23,14 +26,17 @@ LOG = pd.DataFrame(
         "clicked": np.tile([1.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 0.0], 3),
     }
 )
-KWARGS = {"embed_dim": 4, "hidden": 5, "dense": 3, "use_labels": True}
+TINY = ("model=lstm", "model.embed_dim=4", "model.hidden=5", "model.dense=3", "data.use_labels=true", "data.max_len=3",
+        "data.val_per_user=1", "data.test_per_user=1", "data.min_item_count=1")
 
 
 @pytest.fixture(scope="module")
 def fitted():
-    data = make_click_data(LOG, ClickLogDataConfig(max_len=3, val_per_user=1, test_per_user=1, min_item_count=1))
-    kwargs = {"num_embeddings": data.num_embeddings, **KWARGS}
-    return ClickLSTM(**kwargs, rngs=nnx.Rngs(0)), kwargs, data
+    """An untrained click LSTM on the tiny log: (module, its constructor arguments, the data, the config)."""
+    cfg = composed(*TINY)
+    data = make_click_data(LOG, cfg.data)
+    kwargs = module_kwargs(cfg, data)
+    return ClickLSTM(**kwargs, rngs=nnx.Rngs(0)), kwargs, data, cfg
 
 
 def request() -> pd.DataFrame:
@@ -52,7 +58,7 @@ def expected(model, data, recent, flags, candidates) -> np.ndarray:
 
 
 def test_pyfunc_saves_loads_and_scores_a_request(fitted, tmp_path) -> None:
-    model, kwargs, data = fitted
+    model, kwargs, data, cfg = fitted
     path = save_pyfunc(model, kwargs, data, tmp_path / "pyfunc")
     loaded = mlflow.pyfunc.load_model(str(path))
     answer = loaded.predict(request())
@@ -68,12 +74,14 @@ def test_pyfunc_saves_loads_and_scores_a_request(fitted, tmp_path) -> None:
     assert (path / "input_example.json").is_file() and (path / "MLmodel").is_file()
 
 
-def test_pyfunc_logged_into_a_run_loads_by_its_uri(fitted, store, monkeypatch) -> None:
-    model, kwargs, data = fitted
+def test_serving_model_logged_into_a_run_loads_by_its_uri(fitted, store, monkeypatch) -> None:
+    model, kwargs, data, cfg = fitted
     client = store.client
     experiment = client.create_experiment("lstm", artifact_location=str(store.artifacts))
     run = client.create_run(experiment)
-    uri = log_pyfunc(Tracker(client, run.info.run_id), model, kwargs, data)
+    fit = SimpleNamespace(model=model)  # what the run's evaluation has: a fit whose `model` is the kept module
+    assert log_serving_model(None, cfg, fit, data) is None  # no run, nothing to log
+    uri = log_serving_model(Tracker(client, run.info.run_id), cfg, SeedResults([0, 1], [fit, None]), data)  # the first seed's
     assert uri == f"runs:/{run.info.run_id}/pyfunc_model"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
     answer = mlflow.pyfunc.load_model(uri).predict(request())
@@ -81,9 +89,7 @@ def test_pyfunc_logged_into_a_run_loads_by_its_uri(fitted, store, monkeypatch) -
 
 
 def test_bad_requests_say_what_is_wrong(fitted, tmp_path) -> None:
-    model, kwargs, data = fitted
-    from mktlab.tracking.pyfunc_lstm import score_requests
-
+    model, kwargs, data, cfg = fitted
     score = lambda arrays: predict(model, arrays)  # noqa: E731
     with pytest.raises(ValueError, match="candidate_items"):
         score_requests(score, data.vocabulary, data.max_len, pd.DataFrame({"recent_items": [[1]]}))
