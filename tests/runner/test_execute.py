@@ -41,7 +41,9 @@ def test_kernels_talk_over_private_unix_sockets_and_remove_them(tmp_path):
     printed = [nbformat.read(tmp_path / f"out{i}.ipynb", as_version=4).cells[-1].outputs[0]["text"].split() for i in range(2)]
     assert [p[0] for p in printed] == ["ipc", "ipc"] and [p[2] for p in printed] == ["42", "42"]
     assert printed[0][1] != printed[1][1]  # each kernel has sockets of its own
-    assert all(p[1].startswith(str(Path(tempfile.gettempdir()) / "mktlab-kernel-")) for p in printed)
+    folders = {Path(p[1]).parent for p in printed}  # one private folder (mode 0700) under the temp folder holds them
+    assert len(folders) == 1 and all(f.parent == Path(tempfile.gettempdir()) and f.name.startswith("mktlab-kernels-") for f in folders)
+    assert all(f.stat().st_mode & 0o777 == 0o700 for f in folders)
     for prefix in (Path(p[1]) for p in printed):  # each kernel's socket files are removed at shutdown
         assert prefix.is_absolute() and not list(prefix.parent.glob(prefix.name + "-*"))
 

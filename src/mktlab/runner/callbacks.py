@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import copy
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -180,17 +181,18 @@ def job_failed(config: DictConfig, job_return: JobReturn) -> sw.JobFailure | Non
         error = job_return._return_value  # the property would raise it
         failure = sw.JobFailure(
             job_num=int(config.hydra.job.num),
-            overrides=list(job_return.overrides or []),
-            error=f"{type(error).__name__}: {error}",
+            overrides=[scrub_text(o, secrets_in_overrides(job_return.overrides or [])) for o in job_return.overrides or []],
+            error=scrub_text(f"{type(error).__name__}: {error}", secrets_in_overrides(job_return.overrides or [])),
             notebook=str(notebook) if notebook is not None and notebook.is_file() else None,
         )
         job_return.return_value = failure
         job_return.status = JobStatus.COMPLETED
+    secrets = secrets_in_overrides(job_return.overrides or [])
     sw.write_job_file(
         output_dir,
         {
             "job_num": int(config.hydra.job.num),
-            "overrides": list(job_return.overrides or []),
+            "overrides": [scrub_text(o, secrets) for o in job_return.overrides or []],
             "status": "FAILED" if failure else "COMPLETED",
             "error": failure.error if failure else None,
             "notebook": failure.notebook if failure else (str(notebook) if notebook is not None and notebook.is_file() else None),
@@ -297,9 +299,12 @@ class SweepCallback(Callback):
             console.print(f"[red]job {failure.job_num} failed[/red] ({failure.error}); the sweep goes on", soft_wrap=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        record = self.record or sw.read_record(str(config.hydra.sweep.dir))
-        if record is None:
-            return
+        record = self.record
+        if record is None:  # published copies hold the store's URI masked: the config holds it whole
+            published = sw.read_record(str(config.hydra.sweep.dir))
+            if published is None:
+                return
+            record = replace(published, tracking_uri=_job_config(config)["tracking"]["uri"])
         self._closed = True
         try:
             failed = close_sweep(record, rows=self.rows)

@@ -17,10 +17,11 @@ import os
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mktlab.config.secrets import mask_uri
 from mktlab.tracking.sweeps import JOB_NUM, PARENT, SWEEP_ID, SWEEP_ROLE, SWEPT
 
 RECORD_FILE = "mktlab_sweep.json"
@@ -37,7 +38,7 @@ class SweepRecord:
         sweep_id: readable and unique, e.g. `20260105-141503-a3f9`; tags every child.
         parent_run_id: the sweep's parent MLflow run.
         experiment_id: the parent's experiment.
-        tracking_uri: the store the parent lives in.
+        tracking_uri: the store the parent lives in (masked in the published copies).
         sweep_dir: Hydra's sweep folder (`hydra.sweep.dir`).
         swept: the config keys the sweep varies, in order.
     """
@@ -58,11 +59,13 @@ class SweepRecord:
         return cls(**{**data, "swept": tuple(data["swept"])})
 
     def publish(self) -> None:
-        """Write the record into the sweep folder and the environment of jobs started from now on."""
+        """Write the record into the sweep folder and the environment of jobs started from now on, the store's
+        credentials masked (the jobs reach the store through their own config)."""
         folder = Path(self.sweep_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / RECORD_FILE).write_text(self.to_json(), encoding="utf-8")
-        os.environ[ENV_VAR] = self.to_json()
+        public = replace(self, tracking_uri=mask_uri(self.tracking_uri)).to_json()
+        (folder / RECORD_FILE).write_text(public, encoding="utf-8")
+        os.environ[ENV_VAR] = public
 
 
 @dataclass

@@ -88,7 +88,7 @@ def _server_client(uri: str, timeout: float) -> MlflowClient:
     retry twice with the same timeout, so an outage mid-run fails in seconds too."""
     os.environ.setdefault(HTTP_RETRIES, "2")
     os.environ.setdefault(HTTP_TIMEOUT, str(int(max(timeout, 1))))
-    os.environ.setdefault(HTTP_BACKOFF, "0.5")
+    os.environ.setdefault(HTTP_BACKOFF, "1")
     try:
         answer = requests.get(uri.rstrip("/") + "/health", timeout=timeout)
     except requests.RequestException as error:
