@@ -10,7 +10,6 @@ import pytest
 from helpers import data_config, write_coil
 from mktlab.data import DataError, DataFileError
 from mktlab.data.tabular import (
-    CATEGORICAL,
     FEATURES,
     cross_validation_folds,
     load_tabular,
