@@ -184,6 +184,11 @@ def finish(tracker: Tracker) -> None:
 _RUN_NOTEBOOKS: dict[str, tuple[Path, set[str]]] = {}
 
 
+def forget_runs() -> None:
+    """Drop the bookkeeping of runs opened by hand (a reused kernel starting another job)."""
+    _RUN_NOTEBOOKS.clear()
+
+
 def _open_notebook() -> Path | None:
     """The notebook this kernel serves, as JupyterLab names it to the kernel (`JPY_SESSION_NAME`), if any."""
     name = os.environ.get("JPY_SESSION_NAME", "")

@@ -76,6 +76,11 @@ class TrainerConfig:
 
 
 @dataclass(frozen=True)
+class RunnerConfig:
+    reuse_kernel: bool = MISSING  # sweep jobs run one after another in each worker's warm kernel
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole config: shared groups plus the chosen model's, data's and optimizer's schemas."""
 
@@ -85,6 +90,7 @@ class Config:
     trainer: TrainerConfig = nested(TrainerConfig)
     tracking: TrackingConfig = nested(TrackingConfig)
     paths: PathsConfig = nested(PathsConfig)
+    runner: RunnerConfig = nested(RunnerConfig)
     seed: int = at_least(0)
     experiment_name: str = MISSING
     run_name: Optional[str] = MISSING

@@ -26,7 +26,8 @@ from mktlab.runner import setup_process
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
 from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
-from mktlab.runner.sweep import job_tags
+from mktlab.runner.background import record_later
+from mktlab.runner.sweep import job_tags, read_record
 from mktlab.tracking import open_run, run_name_from_overrides
 from mktlab.tracking.store import StoreError, describe_cause
 
@@ -49,6 +50,16 @@ def full_traceback_wanted() -> bool:
     if os.environ.get(TRACEBACK_ENV, "").lower() in ("1", "true", "yes"):
         return True
     return HydraConfig.initialized() and bool(HydraConfig.get().verbose)
+
+
+def in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def in_sweep_process(hydra_cfg: Any) -> bool:
+    """Whether this sweep job runs in the process that ends the sweep (Hydra's basic launcher)."""
+    record = read_record(hydra_cfg.sweep.dir) if hydra_cfg.mode == RunMode.MULTIRUN else None
+    return record is not None and record.launcher_pid == os.getpid()
 
 
 def stop(message: str, *, secrets: set[str] = frozenset(), code: int = 1) -> None:
@@ -99,6 +110,13 @@ def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = f
         raise StoreError(scrub_text(error or "", secrets))
 
 
+def _finalize_reporting(tracker: Any, output: Path, outcome: Outcome, secrets: set[str]) -> None:
+    try:
+        finalize(tracker, output, outcome, secrets)
+    except Exception as error:  # the run is closed FAILED by then; the sweep's summary counts it
+        console.print(f"[red]mktlab: run {tracker.run_id}: {scrub_text(str(error), secrets)}[/red]", soft_wrap=True)
+
+
 def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
     run = tracker.client.get_run(tracker.run_id)
     table = Table(title=f"run {run.info.run_id} ({run.info.run_name})", show_header=True)
@@ -120,16 +138,20 @@ def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
 
 
 def launch(
-    config: dict[str, Any], *, overrides: list[str], run_dir: Path, tags: dict[str, str] | None = None
+    config: dict[str, Any], *, overrides: list[str], run_dir: Path, tags: dict[str, str] | None = None,
+    record_in_background: bool = False,
 ) -> tuple[Any, Outcome, Path]:
     """Open the run, execute the model's notebook into `run_dir`, log it, set the status.
 
     Used by the Hydra app and by `mktlab-rerun` (which launches a recorded config).
-    Returns the tracker, the outcome and the executed notebook's path.
+    Returns the tracker, the outcome and the executed notebook's path. With
+    `record_in_background` (a sweep's jobs in the sweep's own process), a finished run's
+    notebook is logged and the run closed on a background thread while the next job runs.
     """
     notebook = notebook_path(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     secrets = secret_values(config) | secrets_in_overrides(overrides)
+    reuse = in_sweep() and config["runner"]["reuse_kernel"]
     kernel = kernel_for(notebook, run_dir, config["tracking"])  # imports JAX, opens the store, ... while the run is opened
     try:
         tracker = open_run(
@@ -152,8 +174,12 @@ def launch(
         cwd=run_dir,
         progress=config["trainer"]["progress"],
         kernel=kernel,
+        reuse=reuse,
     )
-    finalize(tracker, output, outcome, secrets)
+    if outcome.ok and record_in_background:
+        record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets))
+    else:
+        finalize(tracker, output, outcome, secrets)
     if outcome.ok:
         print_summary(tracker, config, output)
     else:
@@ -189,7 +215,8 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     secrets |= secret_values(config)
     try:
         # a sweep job's run is a child of the sweep's parent run (job_tags)
-        tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg))
+        tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg),
+                                          record_in_background=in_sweep_process(hydra_cfg) and config["runner"]["reuse_kernel"])
     except (StoreError, FileNotFoundError) as error:
         stop(str(error), secrets=secrets)
     if outcome.ok:

@@ -36,6 +36,8 @@ from mktlab.config import ConfigError
 from mktlab.config.secrets import mask_secrets, scrub_text, secret_values, secrets_in_overrides
 from mktlab.models import registry
 from mktlab.runner import sweep as sw
+from mktlab.runner.background import wait_for_records
+from mktlab.runner.kernel import stop_waiting
 from mktlab.runner.notebooks import notebook_path
 from mktlab.tracking import Tracker, get_client, get_or_create_experiment, provenance
 from mktlab.tracking.store import StoreError
@@ -118,6 +120,7 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         tracking_uri=base["tracking"]["uri"],
         sweep_dir=sweep_dir,
         swept=tuple(swept),
+        launcher_pid=os.getpid(),
     )
     record.publish()
     console.print(
@@ -306,6 +309,8 @@ class SweepCallback(Callback):
                 return
             record = replace(published, tracking_uri=_job_config(config)["tracking"]["uri"])
         self._closed = True
+        wait_for_records()  # the runs recorded in the background are closed before they are ranked
+        stop_waiting()
         try:
             failed = close_sweep(record, rows=self.rows)
         except Exception as error:  # Hydra would only warn: the summary's failure must fail the sweep

@@ -14,7 +14,7 @@ import papermill as pm
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
-from mktlab.runner.kernel import KERNEL_START_TIMEOUT, WarmKernel, kernel_manager_class
+from mktlab.runner.kernel import KERNEL_START_TIMEOUT, WarmKernel, kernel_manager_class, release
 
 
 class KernelDied(RuntimeError):
@@ -61,14 +61,15 @@ class _TerminateAsInterrupt:
 
 
 def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True,
-            kernel: WarmKernel | None = None) -> Outcome:
+            kernel: WarmKernel | None = None, reuse: bool = False) -> Outcome:
     """Run `notebook` into `output` with `parameters` injected after its `parameters` cell.
 
     The kernel's stdout/stderr stream to this terminal (training progress bars), and
     Papermill shows its cell progress bar. The output notebook is written even when a
     cell raises or the run is interrupted. With `kernel` (a `WarmKernel`, already
-    importing) the notebook runs in it, and it is shut down here; else Papermill starts
-    a kernel of its own in `cwd`.
+    importing) the notebook runs in it, and it is released here: kept for the next job with
+    `reuse` (unless interrupted or dead), else shut down. Without one, Papermill starts a
+    kernel of its own in `cwd`.
     """
     if "nbconvert" not in sys.modules:  # the jobs of a sweep in one process load it once
         threading.Thread(target=_load_html_exporter, name="mktlab-html-exporter", daemon=True).start()
@@ -96,6 +97,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         return Outcome("FAILED", error)
     except KeyboardInterrupt as error:
         mark_unfinished(output, interrupted=True)
+        reuse = False  # the whole sweep stops
         return Outcome("KILLED", error)
     except DeadKernelError:
         how = kernel.manager.exit_description() if kernel is not None else ""
@@ -105,7 +107,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         return Outcome("FAILED", error)
     finally:
         if kernel is not None:
-            kernel.shutdown()
+            release(kernel, reuse=reuse)
     return Outcome("FINISHED")
 
 

@@ -29,8 +29,12 @@ _MAX_SOCKET_PATH = 100
 KERNEL_START_TIMEOUT = 180
 # What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
 # a warm kernel imports it while the runner composes the config and opens the run.
-WARM_UP = ("import mktlab.session, mktlab.evaluation.plots, mlflow.store.tracking.sqlalchemy_store; "
-           "mktlab.session.runtime.setup()")
+WARM_UP = ("import mktlab.session, mktlab.evaluation.plots, mktlab.runner.kernel_state, mlflow.store.tracking.sqlalchemy_store; "
+           "mktlab.session.runtime.setup(); mktlab.runner.kernel_state.snapshot()")
+# Variables read when a process starts (JAX, XLA, threads, libraries, Python itself): a kernel started with
+# other values cannot take new ones, so a job whose values differ gets a fresh kernel. Others it is handed.
+STARTUP_VARIABLES = ("XLA_", "JAX_", "TF_", "CUDA_", "NVIDIA_", "LD_", "PYTHON", "OMP_", "MKL_", "OPENBLAS_",
+                     "MKTLAB_CPU_DEVICES", "MKTLAB_JAX_CACHE", "MKTLAB_ROOT", "PATH", "VIRTUAL_ENV", "HOME", "JUPYTER")
 
 
 class TrackingKernelManager(KernelManager):
@@ -56,8 +60,14 @@ class TrackingKernelManager(KernelManager):
         return client
 
     def blocking_client(self) -> BlockingKernelClient:
-        """A blocking client for this process's own requests (the warm-up), remembered too."""
-        info = {**self.get_connection_info(session=True), "connection_file": self.connection_file, "parent": self}
+        """A blocking client for this process's own requests (the warm-up, each job's preparation), remembered too.
+
+        It has a session of its own: a kernel routes replies by the client's session id, and
+        Papermill's clients share the manager's, so with the same id this client's replies
+        would go to whichever of them connected last."""
+        session = self.session.clone()
+        session.session = uuid.uuid4().hex  # its own id: the kernel's replies come back to this client
+        info = {**self.get_connection_info(), "session": session, "connection_file": self.connection_file, "parent": self}
         client = BlockingKernelClient(**info)
         self.clients.append(client)
         return client
@@ -123,20 +133,21 @@ def notebook_kernel_name(notebook: Path) -> str:
 
 
 class WarmKernel:
-    """A kernel started before its notebook runs, importing `WARM_UP` in the meantime.
+    """A kernel started before its notebook runs, importing `WARM_UP` in the meantime, and
+    reusable for job after job of a sweep.
 
     Started with a working directory (`cwd`) it is the kernel Papermill would start there.
-    Started early, before the run's folder exists, it waits in an empty scratch folder and
-    `ready(cwd)` moves it into the run's folder before any cell runs. Either way the
-    notebook then runs in it as in a kernel of its own: same kernel spec, same
-    environment, its cells in order. The kernel is shut down by `shutdown()`, at the
-    latest when this process exits.
+    Started early, before the run's folder exists, it waits in an empty scratch folder.
+    Either way the notebook then runs in it as in a kernel of its own: same kernel spec,
+    same environment, its cells in order.
 
-    `prepare(cwd, tracking)`, called as soon as the run's folder and config are known,
-    moves the kernel into `cwd` and opens the tracking store there while the runner opens
-    the run. Papermill connects only once all this is done (`ready` waits for it): a
-    client that connects while the kernel is busy can wait for its first answer until it
-    gives up.
+    `prepare(cwd, tracking)`, called as soon as a job's folder and config are known, gives
+    the kernel a clean slate for the job (`kernel_state.new_job`: an empty namespace, the
+    job's folder and environment) and opens the tracking store while the runner opens the
+    run. Papermill connects only once all this is done (`ready` waits for it): a client
+    that connects while the kernel is busy can wait for its first answer until it gives
+    up. After the job, `detach()` closes Papermill's clients so the next job can use the
+    kernel; `shutdown()` stops it (at the latest when this process exits).
     """
 
     def __init__(self, kernel_name: str = "python3", cwd: Path | None = None) -> None:
@@ -144,6 +155,7 @@ class WarmKernel:
         self.environment = dict(os.environ)
         self.manager = kernel_manager_class()(kernel_name=kernel_name)
         self._scratch = None if cwd is not None else Path(tempfile.mkdtemp(prefix="mktlab-warm-"))
+        self.jobs = 0  # jobs this kernel has run
         atexit.register(self.shutdown)
         self.manager.start_kernel(cwd=str(cwd if cwd is not None else self._scratch))
         self._client = self.manager.blocking_client()
@@ -151,21 +163,25 @@ class WarmKernel:
         self._client.execute(WARM_UP, silent=True, store_history=False)
         self._prepared: tuple[Path, str] | None = None  # (folder, id of the request that moves there)
 
+    def startup_environment_changed(self) -> bool:
+        """Whether a variable read at process start differs between this kernel's start and now."""
+        now = dict(os.environ)
+        keys = {k for k in set(now) | set(self.environment) if k.startswith(STARTUP_VARIABLES)}
+        return any(now.get(k) != self.environment.get(k) for k in keys)
+
     def serves(self, kernel_name: str) -> bool:
-        """Whether this kernel is still the one Papermill would start now for a notebook of `kernel_name`."""
-        return kernel_name == self.kernel_name and self.environment == dict(os.environ) and self.manager.is_alive()
+        """Whether this kernel can run a notebook of `kernel_name` now: the same kernel spec, alive,
+        started with the environment's start-up variables as they are now."""
+        return kernel_name == self.kernel_name and not self.startup_environment_changed() and self.manager.is_alive()
 
     def prepare(self, cwd: Path, tracking: Mapping[str, Any] | None = None) -> None:
-        """Move the kernel into `cwd` and, given the run's `tracking` config, open its store
-        there as the notebook's first cell will, so that cell finds it open; returns at once.
-        A store that fails to open here is left to the notebook to report."""
+        """Give the kernel a clean slate for a job in `cwd` with this process's environment and, given
+        the run's `tracking` config, open its store there as the notebook's first cell will; returns
+        at once. A store that fails to open here is left to the notebook to report."""
         if self._prepared is not None:
             return
-        code = f"import os; os.chdir({str(cwd)!r})"
-        if tracking is not None:
-            store = {"uri": tracking["uri"]}  # all that get_client reads
-            code += (f"\ntry:\n    __import__('mktlab.tracking.store', fromlist=['_']).get_client({store!r})"
-                     "\nexcept Exception:\n    pass")
+        uri = tracking["uri"] if tracking is not None else None
+        code = f"__import__('mktlab.runner.kernel_state', fromlist=['_']).new_job({str(cwd)!r}, {dict(os.environ)!r}, {uri!r})"
         self._prepared = (cwd, self._client.execute(code, silent=True, store_history=False))
 
     def ready(self, cwd: Path) -> KernelManager | None:
@@ -186,8 +202,17 @@ class WarmKernel:
             if reply["parent_header"].get("msg_id") == msg_id:
                 if reply["content"].get("status") != "ok":
                     raise OSError(f"the notebook kernel could not enter {cwd}: {reply['content'].get('evalue')}")
+                self.jobs += 1
                 return self.manager
         raise TimeoutError(f"the notebook kernel did not answer within {KERNEL_START_TIMEOUT} s")
+
+    def detach(self) -> None:
+        """Close the clients a job opened (Papermill's), keeping the kernel and this process's own client."""
+        clients = getattr(self.manager, "clients", [])
+        for client in [c for c in clients if c is not self._client]:
+            client.stop_channels()
+        clients[:] = [self._client]
+        self._prepared = None
 
     def shutdown(self) -> None:
         """Close every client, stop the kernel at once (its records are flushed by then), and
@@ -205,43 +230,68 @@ class WarmKernel:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-_early: WarmKernel | None = None
+# The kernel waiting for this process's next notebook: started early (a plain `mktlab` run), or
+# kept from the previous job of a sweep, or started as a replacement while a job ran.
+_waiting: WarmKernel | None = None
 
 
 def start_early() -> None:
     """Start a kernel now, before the notebook and the run's folder are known (see `kernel_for`).
 
     A kernel that cannot start here is left to Papermill, which reports why in the run."""
-    global _early
-    if _early is None:
-        _early = _start()
+    global _waiting
+    if _waiting is None:
+        _waiting = _start()
 
 
 def settle_environment() -> None:
-    """Take the environment as it is now as the one the early kernel was started for.
+    """Take the environment as it is now as the one the waiting kernel was started for.
 
     Called once the runner's own imports are done (MLflow sets a private session variable
-    on import): a job that then sets variables (`hydra.job.env_set`, sweep callbacks) gets
-    a fresh kernel that sees them."""
-    if _early is not None:
-        _early.environment = dict(os.environ)
+    on import); variables a job sets later reach the kernel when the job starts
+    (`WarmKernel.prepare`), or, read only at a process's start, give it a fresh kernel."""
+    if _waiting is not None:
+        _waiting.environment = dict(os.environ)
 
 
 def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = None) -> WarmKernel | None:
     """A warm kernel for `notebook`, prepared for `cwd` and `tracking` (`WarmKernel.prepare`):
-    the early one if it still serves, else one started now in `cwd`.
+    the waiting one if it still serves, else one started now in `cwd`.
 
     None when no kernel could be started: Papermill then starts one and reports the failure."""
-    global _early
-    early, _early = _early, None
+    global _waiting
+    waiting, _waiting = _waiting, None
     kernel_name = notebook_kernel_name(notebook)
-    if early is not None and not early.serves(kernel_name):
-        early.shutdown()
-        early = None
-    kernel = early if early is not None else _start(kernel_name, cwd)
+    if waiting is not None and not waiting.serves(kernel_name):
+        waiting.shutdown()
+        waiting = None
+    kernel = waiting if waiting is not None else _start(kernel_name, cwd)
     if kernel is not None:
         kernel.prepare(cwd, tracking)
     return kernel
+
+
+def release(kernel: WarmKernel, *, reuse: bool) -> None:
+    """After a job: keep its kernel for the next job (`reuse`, the kernel alive), else stop it.
+
+    With `reuse`, a kernel that died or cannot serve again is replaced at once, so the next
+    job's kernel starts while this process records the finished one."""
+    global _waiting
+    if reuse and kernel.manager.is_alive() and _waiting is None:
+        kernel.detach()
+        _waiting = kernel
+        return
+    kernel.shutdown()
+    if reuse and _waiting is None:
+        _waiting = _start(kernel.kernel_name)
+
+
+def stop_waiting() -> None:
+    """Stop the waiting kernel, if any (the end of a sweep)."""
+    global _waiting
+    waiting, _waiting = _waiting, None
+    if waiting is not None:
+        waiting.shutdown()
 
 
 def _start(kernel_name: str = "python3", cwd: Path | None = None) -> WarmKernel | None:

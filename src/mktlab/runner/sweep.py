@@ -41,6 +41,7 @@ class SweepRecord:
         tracking_uri: the store the parent lives in (masked in the published copies).
         sweep_dir: Hydra's sweep folder (`hydra.sweep.dir`).
         swept: the config keys the sweep varies, in order.
+        launcher_pid: the process that opened the sweep and ends it.
     """
 
     sweep_id: str
@@ -49,6 +50,7 @@ class SweepRecord:
     tracking_uri: str
     sweep_dir: str
     swept: tuple[str, ...] = ()
+    launcher_pid: int = 0  # the process that opened the sweep (and ends it)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

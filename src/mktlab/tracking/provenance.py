@@ -13,6 +13,8 @@ import importlib.metadata
 import platform
 import re
 import subprocess
+import time
+from functools import cache
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,21 @@ def untracked_files(root: Path) -> tuple[list[str], list[str]]:
     return kept, left_out
 
 
+CODE_STATE_SECONDS = 60.0  # a sweep's jobs, a minute apart at most, share one reading of the code
+_code_states: dict[Path, tuple[float, tuple[dict[str, str], str]]] = {}
+
+
 def code_state(root: Path) -> tuple[dict[str, str], str]:
+    """`read_code_state(root)`, read again when older than a minute (the jobs of a sweep share it)."""
+    root = Path(root)
+    cached = _code_states.get(root)
+    if cached is None or time.monotonic() - cached[0] > CODE_STATE_SECONDS:
+        _code_states[root] = (time.monotonic(), read_code_state(root))
+    tags, diff = _code_states[root][1]
+    return dict(tags), diff
+
+
+def read_code_state(root: Path) -> tuple[dict[str, str], str]:
     """Git tags (commit, branch, dirty flag) and the uncommitted diff of the project at `root`.
 
     The diff holds tracked changes against HEAD and the content of untracked files, except
@@ -95,6 +111,7 @@ def file_sha256(path: Path) -> str:
 # --------------------------------------------------------------------------- environment
 
 
+@cache
 def package_versions() -> dict[str, str]:
     versions = {}
     for name in VERSIONED_PACKAGES:
@@ -118,6 +135,7 @@ def environment_tags() -> dict[str, str]:
     return tags
 
 
+@cache
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -128,6 +146,7 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@cache
 def frozen_requirements() -> str:
     """`pip freeze`-style list of every installed distribution (from package metadata, no subprocess)."""
     lines = set()

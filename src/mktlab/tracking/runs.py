@@ -30,7 +30,7 @@ def run_params(config: Mapping[str, Any]) -> dict[str, Any]:
     flat = flatten(config)
     if config.get("notebook"):
         return {k: v for k, v in flat.items() if k.startswith("params.") or k in ("seed", "notebook")}
-    return {k: v for k, v in flat.items() if not k.startswith(("paths.", "tracking.", "params."))}
+    return {k: v for k, v in flat.items() if not k.startswith(("paths.", "tracking.", "params.", "runner."))}
 
 
 def open_run(

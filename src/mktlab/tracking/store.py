@@ -41,8 +41,12 @@ def describe_cause(error: BaseException) -> str:
     return mask_uri(f"{type(error).__name__}: {text[0] if text else ''}")
 
 
+_CLIENTS: dict[str, MlflowClient] = {}  # one client per store and process: the jobs of a sweep worker share it
+_EXPERIMENTS: dict[tuple[str, str], str] = {}  # (store, experiment name) -> id, looked up once per process
+
+
 def get_client(tracking: Any) -> MlflowClient:
-    """An `MlflowClient` on the configured store, checked to answer.
+    """An `MlflowClient` on the configured store, checked to answer (once per process and store).
 
     For SQLite, the file's folder is created, and the store's tables are created under an
     exclusive file lock: MLflow's first-use migration is not safe when several processes
@@ -53,6 +57,12 @@ def get_client(tracking: Any) -> MlflowClient:
         StoreError: the store cannot be opened or reached.
     """
     uri, _, timeout = _tracking_settings(tracking)
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = _open(uri, timeout)
+    return _CLIENTS[uri]
+
+
+def _open(uri: str, timeout: float) -> MlflowClient:
     if uri.startswith(("http://", "https://")):
         return _server_client(uri, timeout)
     if not uri.startswith("sqlite:///"):
@@ -102,11 +112,21 @@ def _server_client(uri: str, timeout: float) -> MlflowClient:
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
     """The id of experiment `name`, created (artifacts under `artifact_root/name`) if missing.
 
-    Safe when several processes create the same experiment at once.
+    Safe when several processes create the same experiment at once; looked up once per process.
     """
+    key = (client.tracking_uri, name)
+    if key not in _EXPERIMENTS:
+        _EXPERIMENTS[key] = _find_or_create_experiment(client, name, artifact_root)
+    return _EXPERIMENTS[key]
+
+
+def _find_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
+    if experiment is not None and experiment.lifecycle_stage == "active":
         return experiment.experiment_id
+    if experiment is not None:
+        raise StoreError(f"experiment {name!r} was deleted in the tracking store: restore it (`mlflow experiments restore`) "
+                         "or choose another experiment_name")
     location = Path(artifact_root, name).resolve().as_uri() if artifact_root else None
     try:
         return client.create_experiment(name, artifact_location=location)
