@@ -29,8 +29,10 @@ _MAX_SOCKET_PATH = 100
 KERNEL_START_TIMEOUT = 180
 # What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
 # a warm kernel imports it while the runner composes the config and opens the run.
-WARM_UP = ("import mktlab.session, mktlab.evaluation.plots, mktlab.runner.kernel_state, mlflow.store.tracking.sqlalchemy_store; "
-           "mktlab.session.runtime.setup(); mktlab.runner.kernel_state.snapshot()")
+# Imported without binding a name: the notebook's namespace starts empty, as in a kernel started for it.
+WARM_UP = ("[__import__(m) for m in ('mktlab.session', 'mktlab.evaluation.plots', 'mlflow.store.tracking.sqlalchemy_store')]; "
+           "__import__('mktlab.session', fromlist=['_']).runtime.setup(); "
+           "__import__('mktlab.runner.kernel_state', fromlist=['_']).snapshot()")
 # Variables read when a process starts (JAX, XLA, threads, libraries, Python itself): a kernel started with
 # other values cannot take new ones, so a job whose values differ gets a fresh kernel. Others it is handed.
 STARTUP_VARIABLES = ("XLA_", "JAX_", "TF_", "CUDA_", "NVIDIA_", "LD_", "PYTHON", "OMP_", "MKL_", "OPENBLAS_",
@@ -207,12 +209,14 @@ class WarmKernel:
         raise TimeoutError(f"the notebook kernel did not answer within {KERNEL_START_TIMEOUT} s")
 
     def detach(self) -> None:
-        """Close the clients a job opened (Papermill's), keeping the kernel and this process's own client."""
+        """Close the clients a job opened (Papermill's), keeping the kernel and this process's own client,
+        and have the kernel forget the job (`kernel_state.clear`) while this process records it."""
         clients = getattr(self.manager, "clients", [])
         for client in [c for c in clients if c is not self._client]:
             client.stop_channels()
         clients[:] = [self._client]
         self._prepared = None
+        self._client.execute("__import__('mktlab.runner.kernel_state', fromlist=['_']).clear()", silent=True, store_history=False)
 
     def shutdown(self) -> None:
         """Close every client, stop the kernel at once (its records are flushed by then), and

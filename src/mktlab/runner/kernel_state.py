@@ -10,7 +10,6 @@ imported modules, the open tracking store and JAX's compiled programs.
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import warnings
@@ -31,11 +30,12 @@ def snapshot() -> None:
         _fresh["rc"] = dict(sys.modules["matplotlib"].rcParams)
 
 
-def new_job(cwd: str, environ: Mapping[str, str] | None = None, tracking_uri: str | None = None) -> None:
-    """Reset the kernel for a job that works in `cwd` with `environ`, and open its tracking store."""
+def clear() -> None:
+    """Forget the last job: its namespace, figures, settings and hand-run bookkeeping (the runner sends
+    this as the job ends, so the kernel clears itself while the runner records the run)."""
     shell = get_ipython()
     if shell is not None:
-        shell.reset(new_session=True)  # user namespace, Out, history; the execution count back to 1
+        shell.reset(new_session=True)  # user namespace, Out, history (and a garbage collection); the execution count back to 1
         for callbacks in shell.events.callbacks.values():
             callbacks[:] = [cb for cb in callbacks if not getattr(cb, "__module__", "").startswith("mktlab")]
     if "matplotlib.pyplot" in sys.modules:
@@ -48,12 +48,15 @@ def new_job(cwd: str, environ: Mapping[str, str] | None = None, tracking_uri: st
     session = sys.modules.get("mktlab.session")
     if session is not None:
         session.forget_runs()
+
+
+def new_job(cwd: str, environ: Mapping[str, str] | None = None, tracking_uri: str | None = None) -> None:
+    """Give the kernel the job's environment and working folder, and open its tracking store."""
     if environ is not None:
         for key in set(os.environ) - set(environ):
             del os.environ[key]
         os.environ.update(environ)
     os.chdir(cwd)
-    gc.collect()
     if tracking_uri is not None:
         try:
             sys.modules["mktlab.tracking.store"].get_client({"uri": tracking_uri})
