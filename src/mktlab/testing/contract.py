@@ -40,7 +40,7 @@ from mktlab.train.loop import SeedResults
 __all__ = [
     "tiny_config", "tiny_data", "contract_cache", "contract_store", "test_config_composes_and_validates", "test_one_epoch_keeps_shapes_and_finite_metrics",
     "test_monitored_metric_improves", "test_same_seed_gives_identical_metrics", "test_seeds_together_equal_separate_runs",
-    "test_notebook_runs_through_the_runner_and_reruns_identically",
+    "test_notebook_runs_through_the_runner_and_reruns_identically", "test_a_reused_kernel_gives_a_fresh_kernels_metrics",
 ]
 
 TIMING = "_seconds"  # metrics that measure time differ between identical runs
@@ -175,3 +175,21 @@ def test_notebook_runs_through_the_runner_and_reruns_identically(model_name: str
     (repeated,) = [r for r in client.search_runs([run.info.experiment_id]) if r.data.tags.get("mktlab.rerun_of") == run.info.run_id]
     assert _final(repeated.data.metrics) == _final(run.data.metrics)
     assert repeated.data.params == run.data.params
+
+
+@pytest.mark.slow
+def test_a_reused_kernel_gives_a_fresh_kernels_metrics(model_name: str, contract_store: dict[str, str], contract_cache: str,
+                                                       tmp_path: Path) -> None:
+    """Three jobs of one sweep with the same config (only their run names differ): the first runs in a fresh
+    kernel, the others in the same kernel after it, reset between jobs; all log identical metrics."""
+    spec = registry.get(model_name)
+    store = [f"tracking.uri={contract_store['uri']}", f"tracking.artifact_root={contract_store['artifacts']}"]
+    done = _mktlab("mktlab", ["-m", f"model={model_name}", *spec.tiny, "trainer.progress=false", contract_cache, *store,
+                              "run_name=first,second,third", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    client = MlflowClient(tracking_uri=contract_store["uri"])
+    runs = [r for r in client.search_runs([client.get_experiment_by_name(model_name).experiment_id])
+            if r.data.tags.get("mktlab.sweep_role") != "parent"]
+    assert sorted(r.info.run_name for r in runs) == ["first", "second", "third"]
+    metrics = [_final(r.data.metrics) for r in sorted(runs, key=lambda r: int(r.data.tags["mktlab.job_num"]))]
+    assert metrics[0] and metrics[1] == metrics[0] and metrics[2] == metrics[0]

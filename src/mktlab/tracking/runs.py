@@ -79,7 +79,8 @@ def open_run(
     if parent_run_id:
         all_tags["mlflow.parentRunId"] = parent_run_id
     secrets = secret_values(config)
-    name = config.get("run_name") or all_tags.pop("mlflow.runName", None) or run_name  # a sweep names its jobs by tag
+    job_name = all_tags.pop("mlflow.runName", None)  # a sweep names its jobs by tag
+    name = config.get("run_name") or job_name or run_name
     try:
         run = client.create_run(
             experiment_id,

@@ -1,0 +1,121 @@
+"""Sweep overhead: N tiny MF jobs through `mktlab -m` against the same fits in one process and plain Papermill.
+
+    .venv/bin/python benchmarks/sweep.py                 # 6 jobs; basic and joblib launchers, reuse on and off
+    .venv/bin/python benchmarks/sweep.py --jobs 8 --optuna   # also a 30-trial Optuna search on the default MF data
+    .venv/bin/python benchmarks/sweep.py --project /path/to/other/checkout   # its `mktlab -m` beside this one's
+
+Every side runs the same jobs (`debug=tiny trainer.progress=false seed=0..N-1`, one SQLite store per side)
+in this sitting, one after another, so they meet the same machine load. Per-job time is a side's
+wall time divided by the jobs; the ratios are against the in-process fits (compose + load + fit +
+evaluate, nothing logged), whose time excludes the interpreter's start and imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TINY = ["debug=tiny", "trainer.progress=false"]
+
+IN_PROCESS = """
+import json, sys, time
+from mktlab import session
+from mktlab.models import registry
+session.runtime.setup()
+jobs = json.loads(sys.argv[1])
+start = time.perf_counter()
+for overrides in jobs:
+    cfg = registry.typed(registry.compose(overrides))
+    data = session.load(cfg)
+    report = session.evaluate(cfg, session.fit(cfg, data), data)
+    report.close_figures()
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def job_overrides(jobs: int) -> list[list[str]]:
+    return [["model=mf", *TINY, f"seed={seed}"] for seed in range(jobs)]
+
+
+def timed(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(command, env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:6])} ... failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def sweep_command(folder: Path, jobs: int, extra: list[str], *, binary: Path = BIN / "mktlab") -> list[str]:
+    store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
+    return [str(binary), "-m", "model=mf", *TINY, f"seed=range(0,{jobs})", *store, f"hydra.sweep.dir={folder / 'sweep'}", *extra]
+
+
+def in_process(jobs: int) -> float:
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS, json.dumps(job_overrides(jobs))], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def plain_papermill(folder: Path, jobs: int) -> float:
+    """Papermill by hand: a fresh kernel per job, the notebook composing its config from `overrides`."""
+    store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
+    start = time.perf_counter()
+    for seed, overrides in enumerate(job_overrides(jobs)):
+        timed([str(BIN / "papermill"), str(ROOT / "notebooks" / "mf.ipynb"), str(folder / f"out-{seed}.ipynb"),
+               "-y", json.dumps({"overrides": [*overrides, *store]}), "--no-progress-bar"], cwd=folder)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=6)
+    parser.add_argument("--optuna", action="store_true", help="also time a 30-trial Optuna search on the default MF data")
+    parser.add_argument("--project", default=None, help="another checkout whose `mktlab -m` is timed beside this one's")
+    args = parser.parse_args()
+    n = args.jobs
+    work = Path(tempfile.mkdtemp(prefix="mktlab-bench-sweep-"))
+    sides: dict[str, float] = {}
+    try:
+        sides["in one process (compose + load + fit + evaluate)"] = in_process(n)
+        for name, extra in [
+            ("mktlab -m, basic launcher, warm kernel reused", []),
+            ("mktlab -m, basic launcher, a fresh kernel per job", ["runner.reuse_kernel=false"]),
+            ("mktlab -m, joblib launcher (2 workers), kernels reused", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),
+        ]:
+            folder = work / name.split(",")[1].strip().replace(" ", "-")
+            sides[name] = timed(sweep_command(folder, n, extra))
+        if args.project:
+            other = Path(args.project).resolve()
+            env = {"PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other)}
+            sides[f"mktlab -m of {other.name}, basic launcher"] = timed(sweep_command(work / "other", n, []), env=env)
+        folder = work / "papermill"
+        folder.mkdir()
+        sides["plain Papermill by hand (a fresh kernel per job)"] = plain_papermill(folder, n)
+        base = sides["in one process (compose + load + fit + evaluate)"] / n
+        print(f"\n{n} tiny MF jobs (debug=tiny, seeds 0..{n - 1}); per job, and as a multiple of the in-process time:")
+        for name, seconds in sides.items():
+            print(f"  {name:<58} {seconds / n:6.2f} s/job   {seconds / n / base:5.2f}x")
+        if args.optuna:
+            folder = work / "optuna"
+            store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
+            seconds = timed([str(BIN / "mktlab"), "-m", "sweep=mf_optuna", "hydra/launcher=joblib", "trainer.progress=false",
+                             *store, f"hydra.sweep.dir={folder / 'sweep'}"])
+            print(f"\n30-trial Optuna search on the default MF data (sweep=mf_optuna, joblib, 2 at a time): {seconds:.0f} s "
+                  f"({seconds / 30:.1f} s per trial)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
