@@ -142,7 +142,8 @@ def evaluate(cfg: Config, result: FitResult | SeedResults, data: Any, tracker: T
     and the returned report, logged on the run itself, holds the mean and spread over
     seeds and the first seed's figures, files and model.
     """
-    evaluate_one = spec_of(cfg).load().evaluate
+    implementation = spec_of(cfg).load()
+    evaluate_one = implementation.evaluate
     if not isinstance(result, SeedResults):
         return log_report(tracker, evaluate_one(cfg, result, data))
     reports = []
@@ -154,7 +155,12 @@ def evaluate(cfg: Config, result: FitResult | SeedResults, data: Any, tracker: T
         if reports:
             report.close_figures()
         reports.append(report)
-    return log_report(tracker, aggregate(reports))
+    combined = aggregate(reports)
+    if implementation.evaluate_seeds is not None:  # what the seeds give together, e.g. their ensemble
+        together = implementation.evaluate_seeds(cfg, result, data)
+        combined = Report(metrics={**combined.metrics, **together.metrics}, figures={**combined.figures, **together.figures},
+                          tables={**combined.tables, **together.tables}, model=combined.model, files={**combined.files, **together.files})
+    return log_report(tracker, combined)
 
 
 def reading(cfg: Config, report: Report, data: Any) -> str:

@@ -32,7 +32,7 @@ from mktlab.data.schemas import DataSource
 
 if TYPE_CHECKING:  # the launcher reads specs without importing JAX or matplotlib
     from mktlab.evaluation.report import Report
-    from mktlab.train.loop import FitResult, TrainTask
+    from mktlab.train.loop import FitResult, SeedResults, TrainTask
 
 MODES = ("min", "max")
 
@@ -69,11 +69,16 @@ class ModelImplementation:
             beside its baselines', figures, tables, the model to save.
         reading: `reading(cfg, report, data) -> str`: the result in plain words (Markdown),
             saying whether the model beats its baselines.
+        evaluate_seeds: optional `evaluate_seeds(cfg, results, data) -> Report` for a run that
+            trained several seeds (`SeedResults`): what the seeds give together (e.g. their
+            ensemble), whose metrics, figures and tables join the mean and spread of the
+            seeds' own reports on the run itself.
     """
 
     build_tasks: Callable[[Any, Any, Sequence[int]], list[TrainTask]]
     evaluate: Callable[[Any, FitResult, Any], Report]
     reading: Callable[[Any, Report, Any], str]
+    evaluate_seeds: Callable[[Any, SeedResults, Any], Report] | None = None
 
 
 @dataclass(frozen=True)
