@@ -29,7 +29,8 @@ install: $(STAMP)  ## create .venv and install mktlab with its dev tools
 demo: $(STAMP)  ## run the default job (matrix factorization on MovieLens) and print where to look
 	$(BIN)/mktlab
 
-test: $(STAMP)  ## run the whole test suite (two workers)
+test: $(STAMP)  ## check that the layers run one way, then run the whole test suite (two workers)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --durations=15
 
 test-fast: $(STAMP)  ## the suite without the slow (kernel, sweep) tests
