@@ -7,6 +7,7 @@ Each case asserts the exit code, the one message naming what is wrong, the store
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,6 +18,8 @@ import psutil
 import pytest
 
 from helpers import MKTLAB, Store, run_mktlab
+from mktlab.config import ConfigError
+from mktlab.models import registry
 
 TINY = ["debug=tiny", "trainer.progress=false"]
 
@@ -38,19 +41,26 @@ def assert_one_clear_message(done: subprocess.CompletedProcess, *needles: str) -
     assert "Traceback (most recent call last)" not in output, output[-3000:]
 
 
-@pytest.mark.parametrize(
-    "overrides, needle",
-    [
-        (["model.dim=0"], "model.dim=0: expected an integer >= 1"),
-        (["optim.lr=-1"], "optim.lr=-1.0: expected a number > 0"),
-        (["trainer.epochs=0"], "trainer.epochs=0: expected an integer >= 1"),
-        (["data.val_frac=1.5"], "data.val_frac=1.5: expected a fraction in [0, 1)"),
-        (["model=lstm", "data=clicklog_file"], "data.path=null: expected a CSV or Parquet click log"),
-        (["+data.password=x"], "data.password: no such key"),
-        (["trainer.patience=0"], "trainer.patience=0: expected an integer >= 1, or null"),
-    ],
-)
-def test_bad_values_stop_before_any_run(mktlab_cli, store: Store, overrides: list[str], needle: str) -> None:
+BAD_VALUES = [
+    (["model.dim=0"], "model.dim=0: expected an integer >= 1"),
+    (["optim.lr=-1"], "optim.lr=-1.0: expected a number > 0"),
+    (["trainer.epochs=0"], "trainer.epochs=0: expected an integer >= 1"),
+    (["data.val_frac=1.5"], "data.val_frac=1.5: expected a fraction in [0, 1)"),
+    (["model=lstm", "data=clicklog_file"], "data.path=null: expected a CSV or Parquet click log"),
+    (["+data.password=x"], "data.password: no such key"),
+    (["trainer.patience=0"], "trainer.patience=0: expected an integer >= 1, or null"),
+]
+
+
+@pytest.mark.parametrize("overrides, needle", BAD_VALUES)
+def test_bad_values_are_named_with_their_range(overrides: list[str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        registry.typed(registry.compose(["debug=tiny", *overrides]))
+
+
+@pytest.mark.parametrize("overrides, needle", [BAD_VALUES[0], BAD_VALUES[3], BAD_VALUES[4], BAD_VALUES[5]],
+                         ids=["a size (row 7)", "a fraction (row 8)", "a required path (row 8)", "an unknown key (row 14)"])
+def test_bad_values_stop_the_command_before_any_run(mktlab_cli, store: Store, overrides: list[str], needle: str) -> None:
     done = mktlab_cli([*TINY, *overrides, *store.overrides])
     assert_one_clear_message(done, "Error in config", needle)
     assert statuses(store) == []
