@@ -23,7 +23,7 @@ class MFRankingConfig:
     alpha0: float = at_least(0.0)  # weight of every unobserved (user, item) pair, scored towards 0
     l2: float = at_least(0.0)  # L2 penalty, times (a row's positives + alpha0 * other side's rows) ** l2_exponent
     l2_exponent: float = between(0.0, 1.0)  # 1 scales the penalty with the row's data (Rendle et al. 2022); 0: a constant
-    sweeps: int = at_least(1)  # alternating sweeps, one in each of the first epochs; later epochs keep the head
+    sweeps: int = at_least(1)  # alternating sweeps, run when the state is initialized (every epoch holds the solved head)
     cg_steps: int = at_least(1)  # conjugate gradient steps per least-squares solve, warm-started
 
     def invalid(self) -> list[Rule]:

@@ -1,10 +1,10 @@
 """Matrix factorization: loss, prediction and the training task.
 
-With `model.objective=ials` (the default) one epoch is one pass of minibatch Adam over the
-ratings for the rating head plus, during the first `model.ranking.sweeps` epochs, one
-alternating-least-squares sweep of the ranking head (`mktlab.models.mf.ials`), in one
-compiled program. `model.objective=ratings` trains the rating head alone and ranks items by
-predicted rating.
+With `model.objective=ials` (the default) the ranking head is solved by `model.ranking.sweeps`
+alternating-least-squares sweeps (`mktlab.models.mf.ials`) when the state is initialized, and
+each epoch is one pass of minibatch Adam over the ratings for the rating head: the epoch model
+selection keeps always holds the solved ranking head. `model.objective=ratings` trains the
+rating head alone and ranks items by predicted rating.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from mktlab.train.loop import TrainTask
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
-from mktlab.train.steps import compile_epoch, make_train_step, num_batches, scan_epoch, training_mesh
+from mktlab.train.steps import compile_epoch, make_train_step, num_batches, training_mesh
 
 
 def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float,
@@ -110,31 +110,25 @@ def ranking_observations(cfg: Any, data: RatingsData) -> ials.Observations:
     return ials.observations(confidence, alpha0=r.alpha0, l2=r.l2, exponent=r.l2_exponent)
 
 
-def ranking_head_epoch(rating_step: Any, graphdef: nnx.GraphDef, cfg: Any, steps_per_epoch: int) -> Any:
-    """`epoch(state, arrays, observations, key)`: the rating head's minibatch epoch, then one iALS sweep
-    of the ranking head while fewer than `model.ranking.sweeps` epochs have run; one compiled program.
+def ranking_head_solver(graphdef: nnx.GraphDef, cfg: Any) -> Any:
+    """`solve(state, observations) -> state`: the ranking head solved by `model.ranking.sweeps` iALS sweeps from
+    its initial factors, compiled once.
 
-    The sweep sits in a `lax.cond`, so under `vmap` (seeds trained together) both branches run
-    and a select keeps one: the same numbers as separate runs.
+    The ranking head depends on nothing the rating head learns, so it is solved when the
+    state is initialized: every epoch, and so the epoch that model selection keeps (the
+    lowest validation RMSE), holds the fully solved head, whenever training stops.
     """
     r = cfg.model.ranking
 
-    def epoch(state: Any, arrays: Any, observations: ials.Observations, key: jax.Array) -> tuple[Any, dict]:
-        sweeps_done = state.step // steps_per_epoch  # one sweep per epoch so far
-        state, metrics = scan_epoch(rating_step, state, arrays, key=key, batch_size=cfg.trainer.batch_size)
+    def solve(state: Any, observations: ials.Observations) -> Any:
         model = merge_module(graphdef, state.params, state.rest)
         factors = model.rank_user_factors.value, model.rank_item_factors.value
-        factors = jax.lax.cond(
-            sweeps_done < r.sweeps,
-            lambda f: ials.sweep(*f, observations, alpha0=r.alpha0, cg_steps=r.cg_steps),
-            lambda f: f,
-            factors,
-        )
+        factors = jax.lax.fori_loop(0, r.sweeps, lambda _, f: ials.sweep(*f, observations, alpha0=r.alpha0, cg_steps=r.cg_steps),
+                                    factors)
         model.rank_user_factors.value, model.rank_item_factors.value = factors
-        metrics["ials_loss"] = ials.objective(*factors, observations, alpha0=r.alpha0)
-        return state.replace(rest=split_module(model)[2]), metrics
+        return state.replace(rest=split_module(model)[2])
 
-    return jax.jit(epoch)
+    return jax.jit(solve)
 
 
 def build_task(cfg: Any, data: RatingsData) -> TrainTask:
@@ -151,13 +145,14 @@ def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     train_arrays = jax.tree.map(jnp.asarray, train_arrays)
     steps_per_epoch = num_batches(len(data.train), min(cfg.trainer.batch_size, len(data.train)))
     ranking_head = kwargs["rank_dim"] > 0
+    rating_epoch = compile_epoch(step, cfg.trainer.batch_size)
+    initial_state = jit_init(factory, tx)
     if ranking_head:
         observations = ranking_observations(cfg, data)
-        epoch = ranking_head_epoch(step, graphdef, cfg, steps_per_epoch)
-        train_epoch = lambda state, key: epoch(state, train_arrays, observations, key)  # noqa: E731
+        solve = ranking_head_solver(graphdef, cfg)
+        init = lambda key: solve(initial_state(key), observations)  # noqa: E731
     else:
-        rating_epoch = compile_epoch(step, cfg.trainer.batch_size)
-        train_epoch = lambda state, key: rating_epoch(state, train_arrays, key)  # noqa: E731
+        init = initial_state
     val_users, val_items, val_ratings = data.val.users, data.val.items, data.val.ratings
     scale = tuple(float(bound) for bound in data.rating_scale)
     k = cfg.model.eval.top_k
@@ -169,15 +164,15 @@ def build_task(cfg: Any, data: RatingsData) -> TrainTask:
             return {}
         error = np.asarray(clipped_predictions(graphdef, state.params, state.rest, val_users, val_items, scale=scale)) - val_ratings
         metrics = {"val_rmse": float(np.sqrt(np.mean(error**2))), "val_mae": float(np.mean(np.abs(error)))}
-        # the lists change while the rating head ranks them or the ranking head is still being solved; then not
-        if not ranking_head or int(state.step) // steps_per_epoch <= cfg.model.ranking.sweeps:
+        # lists by the rating head change every epoch; the ranking head's, solved at the start, do not
+        if not ranking_head or int(state.step) <= steps_per_epoch:
             ranking = ranking_metrics(graphdef, state.params, state.rest, seen, val_relevant, k=k)
             metrics.update({f"val_{name}": float(value) for name, value in ranking.items()})
         return metrics
 
     return TrainTask(
-        init=jit_init(factory, tx),
-        train_epoch=train_epoch,
+        init=init,
+        train_epoch=lambda state, key: rating_epoch(state, train_arrays, key),
         validate=validate,
         monitor="val_rmse" if len(val_ratings) else "train_loss",
         mode="min",
