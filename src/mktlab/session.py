@@ -107,7 +107,6 @@ def fit(cfg: Config, data: Any, tracker: Tracker | None = None) -> FitResult | S
     compiled epoch and logs into a child run of its own; the result is a `SeedResults`.
     """
     spec = spec_of(cfg)
-    monitor = spec.monitor(cfg)
     seeds = seed_list(cfg)
     tasks = spec.load().build_tasks(cfg, data, seeds)
     if tracker is not None:
@@ -127,11 +126,12 @@ def fit(cfg: Config, data: Any, tracker: Tracker | None = None) -> FitResult | S
     )
     for child, result in zip(children, results):
         _log_best(child, result)
-    if tracker is not None:  # the run itself ranks by its seeds' mean
+    if tracker is not None:  # the run itself ranks by its seeds' mean, of the metric their training watched
         scores = np.array([result.best_score for result in results], np.float64)
-        tracker.set_tags({"mktlab.monitor": monitor.metric, "mktlab.monitor_mode": monitor.mode})
+        watched = f"best_{tasks[0].monitor}"
+        tracker.set_tags({"mktlab.monitor": tasks[0].monitor, "mktlab.monitor_mode": tasks[0].mode})
         if np.isfinite(scores).all():
-            tracker.log_metrics({monitor.best_metric: float(scores.mean()), f"{monitor.best_metric}_std": float(scores.std(ddof=1))})
+            tracker.log_metrics({watched: float(scores.mean()), f"{watched}_std": float(scores.std(ddof=1))})
     return SeedResults(seeds, results, children)
 
 

@@ -15,7 +15,8 @@ GROUPS = ["model", "data", "optim", "trainer", "tracking", "experiment", "debug"
 # or they are a model's own optimizer group (picked by the model's file).
 NEEDS_MORE = {
     "data": {"clicklog_file": ["model=lstm", "data.path={file}"], "coil2000": ["model=mlp", "data.path={folder}"],
-             "ml100k": ["data.path={folder}"], "ml1m": ["data.path={folder}"], "ml_latest_small": ["data.path={folder}"]},
+             "ml100k": ["data.path={folder}"], "ml1m": ["data.path={folder}"], "ml_latest_small": ["data.path={folder}"],
+             "mnist": ["model=gan", "data.path={folder}"], "fashion_mnist": ["model=gan", "data.path={folder}"]},
     "optim": {"gan": ["model=gan"]},
 }
 

@@ -127,6 +127,7 @@ class ImageDataConfig(DataConfig):
     def invalid(self) -> list[Rule]:
         classes_ok = self.classes is None or (len(self.classes) >= 1 and all(0 <= c <= 9 for c in self.classes))
         return rules(super().invalid(), _split_fractions(self.val_frac, self.test_frac),
+                     _needs_files(self.source, self.path, self.download, ("digits",)),
                      require(classes_ok, "classes", self.classes, "labels from 0 to 9, at least one"))
 
 

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
-from mktlab.config.checks import Rule, above, at_least, each_above, each_at_least, fraction, nested, one_of, require, share
+from mktlab.config.checks import Check, Rule, above, at_least, checked, each_above, each_at_least, fraction, nested, one_of, require, share
+
+
+def attribute_patterns(*, min_items: int) -> Any:
+    """An optional list of attribute names or shell-style patterns, `!` in front removing what it matches.
+
+    Whether each entry names an attribute of the data is checked when the data is known
+    (`training.matching`), so a typo fails before training with the entry named.
+    """
+    words = "a list of attribute names or patterns (e.g. [PPERSAUT, 'P*', '!MOSTYPE'])" + (
+        f" with at least {min_items} item(s)" if min_items else "")
+    return checked(Check(words, lambda v: len(v) >= min_items and all(isinstance(x, str) and x.lstrip("!") for x in v), optional=True))
 
 
 @dataclass(frozen=True)
@@ -15,7 +26,7 @@ class MLPEvalConfig:
     top_fraction: float = share()  # the challenge metric: buyers among the top 20% by score
     baseline_c: list[float] = each_above(0.0, min_items=1)  # logistic baseline: inverse L2 strengths, best on validation AUC
     top_customers: Optional[int] = at_least(1, optional=True)  # rows of the top-customers CSV; None: the top `top_fraction`
-    cv_folds: int = at_least(0)  # k-fold cross-validation of the MLP and the baseline when > 1
+    cv_folds: int = at_least(0)  # k-fold cross-validation of the MLP (its seeds and their ensemble) and the baseline when > 1
 
     def invalid(self) -> list[Rule]:
         return require(self.cv_folds != 1, "cv_folds", self.cv_folds, "0 (no cross-validation) or at least 2 folds")
@@ -24,6 +35,8 @@ class MLPEvalConfig:
 @dataclass(frozen=True)
 class MLPConfig:
     name: str = MISSING
+    features: Optional[list[str]] = attribute_patterns(min_items=1)  # the attributes the network reads; None: all
+    levels: Optional[list[str]] = attribute_patterns(min_items=0)  # numeric attributes whose codes also enter one-hot
     hidden: list[int] = each_at_least(1)  # hidden layer widths
     activation: str = one_of("relu", "gelu", "tanh", "silu")
     dropout: float = fraction()  # after each hidden layer

@@ -17,6 +17,10 @@ CATEGORICAL_ENCODINGS = ("onehot", "embed")
 class ResponseMLP(nnx.Module):
     """Binary classifier on standardized numeric attributes plus categorical codes.
 
+    It reads the columns it is given (all by default) and, for the level columns, also the
+    attribute's code one-hot encoded: the code is recovered from the standardized value
+    inside the compiled step, so the data keeps one layout whatever the network reads.
+
     Each hidden block is Linear -> (BatchNorm | LayerNorm) -> activation -> Dropout; the
     output is one logit. The module is in training mode when its call gets a `key`
     (dropout on, batch statistics from the batch and updated) and in inference mode
@@ -34,7 +38,18 @@ class ResponseMLP(nnx.Module):
         prior_shift: subtracted from the logit by `probability`: the log of the weight the
             training gave buyers relative to the population, so that class weighting or
             balanced sampling leaves calibrated probabilities (ranking is unchanged).
+        numeric_columns: the numeric input columns the network reads (indices); None reads all.
+        categorical_columns: the categorical columns it reads (indices into `cardinalities`); None reads all.
+        level_columns: numeric columns whose levels also enter one-hot encoded (indices into
+            all numeric columns, read or not): an attribute's code recovered from its
+            standardized value, `round(x * std + mean)`, clipped to `0 .. count - 1`.
+        level_mean: per level column, the mean that standardized it.
+        level_std: per level column, the standard deviation that standardized it.
+        level_count: per level column, how many levels (codes 0 .. count - 1) it has.
         rngs: random streams for the init.
+
+    The column and level arguments default to "as before them": a module saved without them
+    loads as the network it was.
     """
 
     def __init__(
@@ -49,6 +64,12 @@ class ResponseMLP(nnx.Module):
         categorical: str = "onehot",
         embed_dim: int = 8,
         prior_shift: float = 0.0,
+        numeric_columns: Sequence[int] | None = None,
+        categorical_columns: Sequence[int] | None = None,
+        level_columns: Sequence[int] = (),
+        level_mean: Sequence[float] = (),
+        level_std: Sequence[float] = (),
+        level_count: Sequence[int] = (),
         rngs: nnx.Rngs,
     ) -> None:
         if activation not in ACTIVATIONS:
@@ -61,17 +82,34 @@ class ResponseMLP(nnx.Module):
             raise ValueError(f"model.dropout={dropout}: expected a rate in [0, 1)")
         if any(width < 1 for width in hidden):
             raise ValueError(f"model.hidden={list(hidden)}: every layer needs at least one unit")
-        self.cardinalities = tuple(int(n) for n in cardinalities)
+        self.numeric_columns = tuple(range(num_numeric)) if numeric_columns is None else tuple(int(j) for j in numeric_columns)
+        self.categorical_columns = (tuple(range(len(cardinalities))) if categorical_columns is None
+                                    else tuple(int(j) for j in categorical_columns))
+        if any(not 0 <= j < num_numeric for j in self.numeric_columns):
+            raise ValueError(f"numeric_columns={list(self.numeric_columns)}: expected indices below {num_numeric}")
+        if any(not 0 <= j < len(cardinalities) for j in self.categorical_columns):
+            raise ValueError(f"categorical_columns={list(self.categorical_columns)}: expected indices below {len(cardinalities)}")
+        if not len(level_columns) == len(level_mean) == len(level_std) == len(level_count):
+            raise ValueError("level_columns, level_mean, level_std and level_count need one entry per level column")
+        if any(not 0 <= j < num_numeric for j in level_columns) or any(n < 1 for n in level_count):
+            raise ValueError(f"level_columns={list(level_columns)}, level_count={list(level_count)}: expected numeric columns with levels")
+        self.cardinalities = tuple(int(cardinalities[j]) for j in self.categorical_columns)
+        self.level_columns = tuple(int(j) for j in level_columns)
+        self.level_mean = tuple(float(v) for v in level_mean)
+        self.level_std = tuple(float(v) for v in level_std)
+        self.level_count = tuple(int(n) for n in level_count)
+        self.reads_all_numeric = self.numeric_columns == tuple(range(num_numeric))
+        numeric_width = len(self.numeric_columns) + sum(self.level_count)  # the first layer's numeric inputs
         self.categorical = categorical
         self.activation = activation
         self.norm = norm
         self.prior_shift = float(prior_shift)
         if categorical == "embed":
             self.embeddings = nnx.List([nnx.Embed(n, embed_dim, rngs=rngs) for n in self.cardinalities])
-            width = num_numeric + embed_dim * len(self.cardinalities)
+            width = numeric_width + embed_dim * len(self.cardinalities)
         else:
             self.embeddings = nnx.List([])
-            width = num_numeric + sum(self.cardinalities)
+            width = numeric_width + sum(self.cardinalities)
         layers, norms = [], []
         for units in hidden:
             layers.append(nnx.Linear(width, units, rngs=rngs))
@@ -86,12 +124,19 @@ class ResponseMLP(nnx.Module):
         self.output = nnx.Linear(width, 1, rngs=rngs)
 
     def inputs(self, numeric: jax.Array, categorical: jax.Array) -> jax.Array:
-        """The first layer's input: numeric columns and the encoded codes."""
+        """The first layer's input: the numeric columns read, the one-hot levels, the encoded codes read."""
+        levels = [
+            jax.nn.one_hot(jnp.clip(jnp.round(numeric[:, j] * std + mean), 0, count - 1).astype(jnp.int32), count, dtype=numeric.dtype)
+            for j, mean, std, count in zip(self.level_columns, self.level_mean, self.level_std, self.level_count)
+        ]
+        if not self.reads_all_numeric:
+            numeric = numeric[:, jnp.array(self.numeric_columns, jnp.int32)]
+        codes = [categorical[:, j] for j in self.categorical_columns]
         if self.categorical == "embed":
-            parts = [embed(categorical[:, j]) for j, embed in enumerate(self.embeddings)]
+            parts = [embed(code) for code, embed in zip(codes, self.embeddings)]
         else:
-            parts = [jax.nn.one_hot(categorical[:, j], n, dtype=numeric.dtype) for j, n in enumerate(self.cardinalities)]
-        return jnp.concatenate([numeric, *parts], axis=-1)
+            parts = [jax.nn.one_hot(code, n, dtype=numeric.dtype) for code, n in zip(codes, self.cardinalities)]
+        return jnp.concatenate([numeric, *levels, *parts], axis=-1)
 
     def __call__(self, numeric: jax.Array, categorical: jax.Array, *, key: jax.Array | None = None) -> jax.Array:
         """Logits of shape (n,); `key` switches training mode on (dropout masks drawn from it)."""

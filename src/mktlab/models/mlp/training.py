@@ -1,7 +1,9 @@
-"""The customer-response MLP: weighted binary cross-entropy, balanced sampling, task and fit."""
+"""The customer-response MLP: the attributes it reads, weighted binary cross-entropy, balanced sampling,
+task and fit."""
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +17,7 @@ from mktlab.data.tabular import TabularData, TabularSplit
 from mktlab.evaluation.classification import binary_metrics_traced
 from mktlab.models.mlp.module import ResponseMLP, prior_shift_for
 from mktlab.train.keys import run_keys
-from mktlab.train.loop import FitResult, TrainTask, fit_loop
+from mktlab.train.loop import FitResult, TrainTask, fit_loop, fit_loop_vectorized
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module
@@ -53,9 +55,53 @@ def class_weighting(cfg: Any, data: TabularData) -> tuple[float, float]:
     return 1.0, 1.0
 
 
+def matching(patterns: Sequence[str], names: Sequence[str], *, key: str, source: str) -> list[str]:
+    """The `names` that `patterns` select, in the order of `names`.
+
+    The entries apply in order: an attribute name or shell-style pattern adds the attributes
+    it matches (`P*`: every contribution level), one starting with `!` removes them
+    (`["*", "!MOSTYPE"]`: all but the customer subtype). An entry that matches no attribute
+    is an error (a typo, or a list written for another table).
+    """
+    chosen: set[str] = set()
+    for entry in patterns:
+        pattern = entry[1:] if entry.startswith("!") else entry
+        matched = {name for name in names if fnmatch.fnmatchcase(name, pattern)}
+        if not matched:
+            raise ValueError(f"{key}: {entry!r} matches no attribute of {source}")
+        chosen = chosen - matched if entry.startswith("!") else chosen | matched
+    return [name for name in names if name in chosen]
+
+
+def input_columns(cfg: Any, data: TabularData) -> tuple[list[int] | None, list[int] | None]:
+    """(numeric, categorical) column indices of the attributes `model.features` selects; (None, None) for all."""
+    if cfg.model.features is None:
+        return None, None
+    chosen = set(matching(cfg.model.features, [*data.numeric_names, *data.categorical_names], key="model.features", source=data.source))
+    if not chosen:
+        raise ValueError(f"model.features={list(cfg.model.features)} leaves no attribute to read")
+    return ([j for j, name in enumerate(data.numeric_names) if name in chosen],
+            [j for j, name in enumerate(data.categorical_names) if name in chosen])
+
+
+def level_encoding(cfg: Any, data: TabularData) -> dict[str, list]:
+    """The module's `level_*` arguments for the numeric attributes `model.levels` selects.
+
+    Each such attribute also enters one-hot encoded by its integer code; its levels are
+    0 up to its largest code in the training split (a larger code later counts as the largest).
+    """
+    names = matching(cfg.model.levels, data.numeric_names, key="model.levels", source=data.source) if cfg.model.levels else []
+    columns = [data.numeric_names.index(name) for name in names]
+    mean, std = data.mean[columns].astype(np.float64), data.std[columns].astype(np.float64)
+    largest = np.rint(data.train.numeric[:, columns].max(axis=0, initial=0.0) * std + mean) if columns else np.zeros(0)
+    return {"level_columns": columns, "level_mean": [float(v) for v in mean], "level_std": [float(v) for v in std],
+            "level_count": [int(max(v, 0)) + 1 for v in largest]}
+
+
 def module_kwargs(cfg: Any, data: TabularData) -> dict[str, Any]:
     """Constructor arguments of the module (saved with its parameters)."""
     _, effective = class_weighting(cfg, data)
+    numeric_columns, categorical_columns = input_columns(cfg, data)
     return {
         "num_numeric": data.num_numeric,
         "cardinalities": list(data.cardinalities),
@@ -66,6 +112,9 @@ def module_kwargs(cfg: Any, data: TabularData) -> dict[str, Any]:
         "categorical": cfg.model.categorical,
         "embed_dim": cfg.model.embed_dim,
         "prior_shift": prior_shift_for(effective) if cfg.model.correct_prior else 0.0,
+        "numeric_columns": numeric_columns,
+        "categorical_columns": categorical_columns,
+        **level_encoding(cfg, data),
     }
 
 
@@ -157,3 +206,11 @@ def fit_quietly(cfg: Any, data: TabularData, *, desc: str = "mlp") -> FitResult:
     """Train one copy on `data` with `cfg.seed`'s keys and log nothing (cross-validation folds)."""
     keys = run_keys(cfg.seed)
     return fit_loop(build_task(cfg, data), cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"], desc=desc)
+
+
+def fit_seeds_quietly(cfg: Any, data: TabularData, seeds: Sequence[int], *, desc: str = "mlp") -> list[FitResult]:
+    """Train one copy per seed on `data`, together as `session.fit` trains them, and log nothing
+    (cross-validation folds): copy i equals `fit_quietly` with `seed=seeds[i]`."""
+    keys = [run_keys(seed) for seed in seeds]
+    return fit_loop_vectorized(build_tasks(cfg, data, seeds), cfg.trainer, model_keys=[k["model_key"] for k in keys],
+                               train_keys=[k["train_key"] for k in keys], callbacks=[None] * len(seeds), desc=desc)
