@@ -6,8 +6,18 @@
 
 Both sides run the default GAN config on the default data (8x8 digits): the same layers,
 the same weights (copied from the mktlab networks into the PyTorch ones, and checked to
-give the same outputs), the same batch size, Adam settings, label smoothing and
-non-saturating loss, one discriminator update then one generator update per minibatch.
+give the same outputs), the same batch size, Adam settings and loss (`model.loss`: hinge,
+or non-saturating with label smoothing), one discriminator update then one generator
+update per minibatch, and what the config adds: the generator's weight average updated
+after every generator step (`model.g_ema_decay`, with `torch._foreach_lerp_` on the
+PyTorch side), spectral normalization of the discriminator (`model.d_spectral_norm`,
+PyTorch's `spectral_norm` parametrization with the same power iterate), the R1 penalty
+(`model.r1_gamma`, double backward on both sides). The DCGAN of before is the overrides in
+`conf/model/gan.yaml`'s header, e.g.
+
+    .venv/bin/python benchmarks/gan.py --single-thread model.loss=ns model.g_ema_decay=null model.r1_gamma=0 \
+        optim.generator.b1=0.5 optim.generator.b2=0.999 optim.discriminator.b1=0.5 optim.discriminator.b2=0.999
+
 A second row repeats the comparison at 28x28 (MNIST-sized images; random pixels, since
 the timing does not depend on them). Epochs of the two run in interleaved rounds after a
 warm-up epoch each (the mktlab one includes XLA's compilation); each side's time is its
@@ -34,14 +44,17 @@ if SINGLE_THREAD:  # must precede JAX's start
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
+from flax import nnx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import best_of_interleaved, report_ratio, task_epoch  # noqa: E402
 
-from mktlab.config import compose, to_dataclasses  # noqa: E402
-from mktlab.data import load  # noqa: E402
+from mktlab import session  # noqa: E402
 from mktlab.data.images import ImageData, ImageSplit  # noqa: E402
-from mktlab.train.gan import build_training  # noqa: E402
+from mktlab.models import registry  # noqa: E402
+from mktlab.models.gan.training import build_training  # noqa: E402
+from mktlab.train import runtime  # noqa: E402
+from mktlab.train.ema import EMA_WARMUP  # noqa: E402
 from mktlab.train.state import merge_module  # noqa: E402
 
 ROUNDS = 7  # interleaved timed epochs per side, after one warm-up epoch each
@@ -77,6 +90,7 @@ def torch_twins(training, state):
             return torch.tanh(self.up2(x))
 
     d_features = d_jax.down1.kernel.shape[-1]
+    spectral = d_jax.down1.spectral_v is not None
 
     class D(nn.Module):
         def __init__(self):
@@ -84,6 +98,9 @@ def torch_twins(training, state):
             self.down1 = nn.Conv2d(1, d_features, 4, 2, 1)
             self.down2 = nn.Conv2d(d_features, 2 * d_features, 4, 2, 1)
             self.logit = nn.Linear(base * base * 2 * d_features, 1)
+            if spectral:  # one power iteration per training forward, as mktlab's layers
+                for name in ("down1", "down2", "logit"):
+                    setattr(self, name, nn.utils.parametrizations.spectral_norm(getattr(self, name)))
 
         def forward(self, x):
             x = nn.functional.leaky_relu(self.down1(x), 0.2)
@@ -100,16 +117,26 @@ def torch_twins(training, state):
         g.up1.weight.copy_(transposed_weight(g_jax.up1.kernel[...]))
         g.up2.weight.copy_(transposed_weight(g_jax.up2.kernel[...]))
         g.up2.bias.copy_(t(g_jax.up2.bias[...]))
-        for name in ("down1", "down2"):
-            getattr(d, name).weight.copy_(conv_weight(getattr(d_jax, name).kernel[...]))
-            getattr(d, name).bias.copy_(t(getattr(d_jax, name).bias[...]))
-        d.logit.weight.copy_(t(d_jax.logit.kernel[...]).T)
-        d.logit.bias.copy_(t(d_jax.logit.bias[...]))
+        weights = {name: conv_weight(getattr(d_jax, name).kernel[...]) for name in ("down1", "down2")}
+        weights["logit"] = t(d_jax.logit.kernel[...]).T
+        for name, weight in weights.items():
+            layer = getattr(d, name)
+            if spectral:  # the unnormalized weight, and mktlab's power iterate (torch's v, in torch's input order)
+                layer.parametrizations.weight.original.copy_(weight)
+                v = np.asarray(getattr(d_jax, name).spectral_v[...])
+                if name != "logit":  # mktlab flattens (k, k, in), torch (in, k, k)
+                    k, channels = getattr(d_jax, name).kernel.shape[0], getattr(d_jax, name).kernel.shape[2]
+                    v = v.reshape(k, k, channels).transpose(2, 0, 1).reshape(-1)
+                layer.parametrizations.weight[0]._v.copy_(t(v))
+            else:
+                layer.weight.copy_(weight)
+            layer.bias.copy_(t(getattr(d_jax, name).bias[...]))
     return g, d, g_jax, d_jax
 
 
 def check_same_networks(g, d, g_jax, d_jax, latent: int, size: int) -> float:
-    """Largest output difference of the twins on the same inputs (generator in training mode)."""
+    """Largest output difference of the twins on the same inputs (both in training mode: the mktlab
+    generator called with a key, batch norm on the batch's statistics)."""
     import torch
 
     z = np.random.default_rng(0).normal(size=(16, latent)).astype(np.float32)
@@ -117,7 +144,10 @@ def check_same_networks(g, d, g_jax, d_jax, latent: int, size: int) -> float:
     with torch.no_grad():
         g_out = g(torch.from_numpy(z)).permute(0, 2, 3, 1).numpy()
         d_out = d(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-    return float(max(np.abs(g_out - np.asarray(g_jax(z))).max(), np.abs(d_out - np.asarray(d_jax(x))).max()))
+    # on copies: the check's forward passes must not move the twins' batch statistics or power iterates
+    g_jax, d_jax = nnx.clone(g_jax), nnx.clone(d_jax)
+    ours_g, ours_d = np.asarray(g_jax(z, key=jax.random.key(0))), np.asarray(d_jax(x))
+    return float(max(np.abs(g_out - ours_g).max(), np.abs(d_out - ours_d).max()))
 
 
 def torch_epoch(cfg, training, state, images: np.ndarray):
@@ -128,30 +158,54 @@ def torch_epoch(cfg, training, state, images: np.ndarray):
     torch.manual_seed(0)
     g, d, g_jax, d_jax = torch_twins(training, state)
     difference = check_same_networks(g, d, g_jax, d_jax, cfg.model.latent_dim, images.shape[1])
-    m = cfg.model
-    opt_g = torch.optim.Adam(g.parameters(), lr=m.g_optim.lr, betas=(m.g_optim.b1, m.g_optim.b2), eps=m.g_optim.eps)
-    opt_d = torch.optim.Adam(d.parameters(), lr=m.d_optim.lr, betas=(m.d_optim.b1, m.d_optim.b2), eps=m.d_optim.eps)
+    g, d, _, _ = torch_twins(training, state)  # fresh twins: the check's passes moved their running statistics
+    m, g_opt, d_opt = cfg.model, cfg.optim.generator, cfg.optim.discriminator
+    opt_g = torch.optim.Adam(g.parameters(), lr=g_opt.lr, betas=(g_opt.b1, g_opt.b2), eps=g_opt.eps)
+    opt_d = torch.optim.Adam(d.parameters(), lr=d_opt.lr, betas=(d_opt.b1, d_opt.b2), eps=d_opt.eps)
     data = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
     batch, steps, latent = training.batch_size, training.steps_per_epoch, m.latent_dim
     real_target = torch.full((batch,), 1.0 - m.label_smoothing)
     fake_target = torch.zeros(batch)
+    # the generator's average: its parameters and batch-norm running statistics, as mktlab's `g_ema`
+    averaged = [v for v in [*g.parameters(), *g.buffers()] if v.dtype.is_floating_point]
+    ema = [v.detach().clone() for v in averaged]
+    g_updates = 0
+
+    def d_objective(real, fake):
+        if m.r1_gamma > 0:
+            real = real.detach().requires_grad_(True)
+        logits = d(torch.cat([real, fake]))  # one pass for both halves, as mktlab does
+        if m.loss == "hinge":
+            loss = torch.relu(1 - logits[:batch]).mean() + torch.relu(1 + logits[batch:]).mean()
+        else:
+            loss = bce(logits[:batch], real_target) + bce(logits[batch:], fake_target)
+        if m.r1_gamma > 0:
+            (grad,) = torch.autograd.grad(logits[:batch].sum(), real, create_graph=True)
+            loss = loss + 0.5 * m.r1_gamma * grad.pow(2).flatten(1).sum(1).mean()
+        return loss
 
     def epoch():
+        nonlocal g_updates
         order = torch.randperm(len(data))
         for s in range(steps):
             real = data[order[s * batch : (s + 1) * batch]]
             fake = g(torch.randn(batch, latent)).detach()
-            logits = d(torch.cat([real, fake]))  # one pass for both halves, as mktlab does
-            d_loss = bce(logits[:batch], real_target) + bce(logits[batch:], fake_target)
+            d_loss = d_objective(real, fake)
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
             d.requires_grad_(False)  # the generator step needs no discriminator gradients
-            g_loss = softplus(-d(g(torch.randn(batch, latent)))).mean()
+            logits = d(g(torch.randn(batch, latent)))
+            g_loss = -logits.mean() if m.loss == "hinge" else softplus(-logits).mean()
             opt_g.zero_grad()
             g_loss.backward()
             opt_g.step()
             d.requires_grad_(True)
+            if m.g_ema_decay is not None:
+                decay = min(m.g_ema_decay, (1 + g_updates) / (EMA_WARMUP + g_updates))  # mktlab.train.ema.ema_decay
+                with torch.no_grad():
+                    torch._foreach_lerp_(ema, averaged, 1 - decay)
+            g_updates += 1
 
     return epoch, difference
 
@@ -195,8 +249,12 @@ def main() -> None:
     import torch
 
     overrides = [a for a in sys.argv[1:] if a != "--single-thread"]
-    cfg = to_dataclasses(compose(["model=gan", "trainer.progress=false", *overrides]))
-    data = load(cfg)
+    runtime.setup()  # before the first JAX computation: the compile cache and one CPU device per core
+    cfg = registry.typed(registry.compose(["model=gan", "trainer.progress=false", *overrides]))
+    data = session.load(cfg)
+    m = cfg.model
+    print(f"config: loss {m.loss}, R1 {m.r1_gamma}, generator average {m.g_ema_decay}, spectral norm {m.d_spectral_norm}, "
+          f"Adam b1/b2 {cfg.optim.generator.b1}/{cfg.optim.generator.b2}")
     print(f"devices: {jax.devices()}  torch {torch.__version__}, threads: {torch.get_num_threads()}")
     ratio = compare(cfg, data, f"default config on {cfg.data.name}")
     rng = np.random.default_rng(0)

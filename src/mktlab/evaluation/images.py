@@ -102,15 +102,24 @@ def class_coverage(probs: np.ndarray, *, min_share: float = 0.01) -> int:
     return int(np.sum(class_shares(probs) >= min_share))
 
 
-def image_metrics(features: np.ndarray, probs: np.ndarray, reference: tuple[np.ndarray, np.ndarray] | np.ndarray, *,
-                  min_share: float = 0.01) -> dict[str, float]:
-    """`fid` against `reference` (feature rows or their Gaussian stats), `inception_score`, `class_coverage`."""
-    stats = reference if isinstance(reference, tuple) else gaussian_stats(reference)
+def label_metrics(probs: np.ndarray, *, min_share: float = 0.01) -> dict[str, float]:
+    """What the class probabilities of a set of images say: `inception_score`, `class_coverage`,
+    and the smallest and largest class share (`class_share_min`, `class_share_max`; both
+    1 / classes when the classes are equally frequent)."""
+    shares = class_shares(probs)
     return {
-        "fid": frechet_distance(gaussian_stats(features), stats),
         "inception_score": inception_score(probs),
         "class_coverage": float(class_coverage(probs, min_share=min_share)),
+        "class_share_min": float(shares.min()),
+        "class_share_max": float(shares.max()),
     }
+
+
+def image_metrics(features: np.ndarray, probs: np.ndarray, reference: tuple[np.ndarray, np.ndarray] | np.ndarray, *,
+                  min_share: float = 0.01) -> dict[str, float]:
+    """`fid` against `reference` (feature rows or their Gaussian stats), and `label_metrics`."""
+    stats = reference if isinstance(reference, tuple) else gaussian_stats(reference)
+    return {"fid": frechet_distance(gaussian_stats(features), stats), **label_metrics(probs, min_share=min_share)}
 
 
 # --------------------------------------------------------------------------- pictures

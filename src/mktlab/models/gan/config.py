@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from omegaconf import MISSING
 
-from mktlab.config.checks import at_least, fraction, nested
+from mktlab.config.checks import Check, at_least, checked, fraction, nested, one_of
 from mktlab.config.schema import OptimConfig
+
+LOSSES = ("hinge", "ns")  # hinge: margin loss (SN-GAN, BigGAN) | ns: non-saturating cross-entropy (DCGAN)
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,12 @@ class GANConfig:
     g_features: int = at_least(1)  # channels of the generator's last hidden layer (the first has twice as many)
     d_features: int = at_least(1)  # channels of the discriminator's first layer (the second has twice as many)
     d_steps: int = at_least(1)  # discriminator updates per generator update
-    label_smoothing: float = fraction()  # real labels become 1 - label_smoothing
+    label_smoothing: float = fraction()  # real labels become 1 - label_smoothing (loss=ns only)
+    loss: str = one_of(*LOSSES)  # the players' losses
+    d_spectral_norm: bool = MISSING  # divide each discriminator weight by its spectral norm
+    r1_gamma: float = at_least(0.0)  # weight of the R1 penalty on D's input gradient at real images; 0 disables
+    # the generator evaluated, rendered and saved is this exponential moving average of the trained one; None: itself
+    g_ema_decay: Optional[float] = checked(Check("a decay in (0, 1)", lambda v: 0 < v < 1, optional=True))
     num_fixed_samples: int = at_least(1)  # the fixed latent batch rendered over training
     sample_every: int = at_least(1)  # render samples and score the validation FID every N epochs
     eval: GANEvalConfig = nested(GANEvalConfig)

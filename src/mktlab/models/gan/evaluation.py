@@ -15,7 +15,6 @@ import pandas as pd
 from mktlab.data.images import ImageData
 from mktlab.evaluation.images import (
     cell_scale,
-    class_coverage,
     class_shares,
     fid,
     frames_figure,
@@ -23,7 +22,7 @@ from mktlab.evaluation.images import (
     grid_figure,
     image_grid,
     image_metrics,
-    inception_score,
+    label_metrics,
     png_bytes,
 )
 from mktlab.evaluation.report import Report
@@ -31,8 +30,11 @@ from mktlab.models.contract import ModelImplementation
 from mktlab.models.gan.training import EVAL_LATENT_STREAM, GANFitResult, build_tasks, evaluation_count, generate
 from mktlab.train.keys import run_keys
 
-METRICS = ("fid", "inception_score", "class_coverage")
+METRICS = ("fid", "inception_score", "class_coverage", "class_share_min", "class_share_max")
 REFERENCE_SEED = 0  # which training images form the real-vs-real reference sample (fixed, like the split)
+# The reading says the generator reaches the real-data reference when its test FID is at most this multiple of the
+# real-vs-real FID (two real samples of the same size differ by about the reference itself).
+REACHED_RATIO = 1.5
 
 
 def training_curves(history: list[dict[str, float]], *, best_epoch: int, reference_fid: float | None = None,
@@ -82,9 +84,11 @@ def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
     """Score `model.eval.samples` images of the kept generator against the held-out test images.
 
     Metrics: `test_fid` (generated vs test), `test_inception_score`, `test_class_coverage`,
-    and `reference_*`: the same for as many real training images (FID against the test
-    images; Inception score and coverage of the test images themselves), the values a
-    perfect generator would reach.
+    `test_class_share_min` / `_max` (the rarest and the commonest class's share of the
+    generated images), and `reference_*`: the same for as many real training images (FID
+    against the test images; Inception score, coverage and class shares of the test images
+    themselves), the values a perfect generator would reach. The generator scored (and
+    saved) is the kept epoch's weight average when `model.g_ema_decay` is set.
 
     With several seeds trained at once (`trainer.num_seeds`), each seed's report goes to
     its child run; the returned report holds the mean and spread over seeds, and the first
@@ -101,11 +105,8 @@ def evaluate(cfg: Any, result: GANFitResult, data: ImageData) -> Report:
     sample = np.sort(np.random.default_rng(REFERENCE_SEED).choice(len(data.train), size=n, replace=False))
     real_features, _ = scorer(data.train.images[sample])
     scores = image_metrics(gen_features, gen_probs, test_features, min_share=min_share)
-    reference = {  # real images: training sample vs test for the distance, the test images themselves otherwise
-        "fid": fid(real_features, test_features),
-        "inception_score": inception_score(test_probs),
-        "class_coverage": float(class_coverage(test_probs, min_share=min_share)),
-    }
+    # real images: training sample vs test for the distance, the test images themselves otherwise
+    reference = {"fid": fid(real_features, test_features), **label_metrics(test_probs, min_share=min_share)}
     metrics = {f"test_{k}": v for k, v in scores.items()}
     metrics.update({f"reference_{k}": v for k, v in reference.items()})
     metrics.update({f"reference_{k}": v for k, v in result.val_reference.items()})
@@ -167,10 +168,16 @@ def reading(cfg: Any, report: Report, data: ImageData) -> str:
     fid, ref_fid = m["test_fid"], m["reference_fid"]
     ratio = fid / ref_fid if ref_fid > 0 else float("inf")
     coverage, ref_coverage = int(m["test_class_coverage"]), int(m["reference_class_coverage"])
+    if ratio <= REACHED_RATIO:
+        verdict = (f"**The generator reaches the real-data reference**: its classifier FID, **{fid:.1f}**, is within "
+                   f"{REACHED_RATIO:g}× the **{ref_fid:.1f}** of as many real training images against the same held-out images")
+    else:
+        verdict = (f"**The generator does not reach the real-data reference**: its classifier FID, **{fid:.1f}**, is "
+                   f"{ratio:.1f}× the **{ref_fid:.1f}** of as many real training images against the same held-out images")
     if ratio < 2:
-        quality = "close to the real-data floor: as a set, the classifier can hardly tell them from real images"
+        quality = "as a set, the classifier can hardly tell them from real images"
     elif ratio < 10:
-        quality = "recognisably of the right kind, but as a set still distinguishable from real images"
+        quality = "the images are recognisably of the right kind, but as a set still distinguishable from real images"
     else:
         quality = "far from the real images as a set: train longer, or a larger generator, before using them"
     if coverage >= ref_coverage:
@@ -179,19 +186,22 @@ def reading(cfg: Any, report: Report, data: ImageData) -> str:
         spread = f"they fall into only {coverage} of the {ref_coverage} classes the real images cover: the generator has collapsed onto a few modes"
     else:
         spread = f"they cover {coverage} of the {ref_coverage} classes the real images cover: some kinds of image are missing"
+    spread += (f"; the rarest class gets {m['test_class_share_min']:.1%} of the generated images and the commonest "
+               f"{m['test_class_share_max']:.1%} (real held-out images: {m['reference_class_share_min']:.1%} and "
+               f"{m['reference_class_share_max']:.1%})")
+    averaged = " (the moving average of the trained generator's weights)" if cfg.model.g_ema_decay is not None else ""
     seeds = int(m.get("num_seeds", 1))
     if seeds > 1:
         kept = (f"Each of the {seeds} seeds keeps the epoch with its lowest validation FID (on average epoch "
-                f"{m['best_epoch']:.1f} of {m['epochs_run']:.1f}); the figures are means over the seeds (test FID "
+                f"{m['best_epoch']:.1f} of {m['epochs_run']:.1f}){averaged}; the figures are means over the seeds (test FID "
                 f"± {m['test_fid_std']:.1f}), the pictures and the saved generator (`model/`) are the first seed's, and ")
     else:
-        kept = (f"The generator kept is that of epoch {int(m['best_epoch'])} of {int(m['epochs_run'])}, "
+        kept = (f"The generator kept{averaged} is that of epoch {int(m['best_epoch'])} of {int(m['epochs_run'])}, "
                 "the epoch with the lowest validation FID; its parameters are saved with the run (`model/`), and ")
     return (
-        f"Scored by a classifier trained on the real {data.source} images (validation accuracy "
-        f"{m['classifier_val_accuracy']:.1%}), {int(m['eval_samples'])} generated images are at a classifier FID of "
-        f"**{fid:.1f}** from the held-out images, against **{ref_fid:.1f}** for as many real training images "
-        f"({ratio:.1f}× that real-vs-real floor): {quality}. "
+        f"{verdict}; {quality}. "
+        f"The scores come from a classifier trained on the real {data.source} images (validation accuracy "
+        f"{m['classifier_val_accuracy']:.1%}), over {int(m['eval_samples'])} generated images. "
         f"Their classifier Inception score is {m['test_inception_score']:.2f} against {m['reference_inception_score']:.2f} "
         f"for real held-out images (the ceiling is {data.num_classes}), and, counting a class when at least "
         f"{min_share:.0%} of the images are classified as it, {spread}. "

@@ -9,12 +9,16 @@ The convolutions are computed as matrix products over image patches (`Conv2D`,
 a strided one, as a dilated convolution 5-20x slower than the same arithmetic as a
 matmul; both layers have the arithmetic of `torch.nn.Conv2d` / `ConvTranspose2d` with
 the same kernel, stride and padding.
+
+The discriminator can divide each weight by its spectral norm (`spectral_norm=True`,
+Miyato et al., 2018); off, it is the DCGAN discriminator, parameter for parameter.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 # DCGAN (Radford et al., 2016) draws every weight from N(0, 0.02).
@@ -28,17 +32,80 @@ def base_size(image_size: int) -> int:
     return image_size // 4
 
 
-class _SquareKernel(nnx.Module):
-    """A `(kernel, kernel, in, out)` weight with its stride and zero padding, and an optional bias."""
+class PowerIterate(nnx.Variable):
+    """The running estimate of a weight's leading singular vector (not trained; it lives in a state's `rest`)."""
+
+
+def _unit(x: jax.Array, eps: float = 1e-12) -> jax.Array:
+    return x / jnp.maximum(jnp.linalg.norm(x), eps)
+
+
+def spectral_normalize(matrix: jax.Array, v: jax.Array, *, iterations: int = 1) -> tuple[jax.Array, jax.Array]:
+    """`(matrix / sigma, v')`: `matrix` (in, out) divided by its largest singular value,
+    estimated by `iterations` power iterations started from `v` (in,) (Miyato et al., 2018).
+
+    The singular vectors are constants to the gradient, sigma is not: the gradient flows
+    through `sigma = v'^T W u` as in the paper. Returns the updated `v'` to carry to the
+    next call, so one iteration per training step converges over the steps. The order of
+    the updates is that of PyTorch's `spectral_norm` (`u = W^T v`, then `v' = W u`, for our
+    (in, out) layout), so both give the same numbers from the same `v`.
+    """
+    w = jax.lax.stop_gradient(matrix)
+    for _ in range(iterations):
+        u = _unit(w.T @ v)
+        v = _unit(w @ u)
+    u, v = jax.lax.stop_gradient(u), jax.lax.stop_gradient(v)
+    sigma = v @ matrix @ u
+    return matrix / sigma, v
+
+
+class _SpectralWeight(nnx.Module):
+    """A layer whose weight, read as an (inputs, outputs) matrix, can be spectrally normalized."""
+
+    kernel: nnx.Param
+    spectral_v: PowerIterate | None
+
+    def _init_spectral(self, spectral_norm: bool, rngs: nnx.Rngs) -> None:
+        inputs = int(np.prod(self.kernel.shape[:-1]))
+        self.spectral_v = PowerIterate(_unit(jax.random.normal(rngs.params(), (inputs,)))) if spectral_norm else None
+
+    def weight(self) -> jax.Array:
+        """The kernel as used: divided by its spectral norm (the power iterate advancing one step) when enabled."""
+        kernel = self.kernel[...]
+        if self.spectral_v is None:
+            return kernel
+        matrix, v = spectral_normalize(kernel.reshape(-1, kernel.shape[-1]), self.spectral_v[...])
+        self.spectral_v[...] = v
+        return matrix.reshape(kernel.shape)
+
+
+class _SquareKernel(_SpectralWeight):
+    """A `(kernel, kernel, in, out)` weight with its stride and zero padding, an optional bias,
+    and optional spectral normalization of the weight (`spectral_norm`)."""
 
     def __init__(self, in_features: int, out_features: int, kernel: int, *, stride: int = 1, padding: int = 0,
-                 use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal(), rngs: nnx.Rngs) -> None:
+                 use_bias: bool = True, kernel_init=nnx.initializers.lecun_normal(), spectral_norm: bool = False,
+                 rngs: nnx.Rngs) -> None:
         self.kernel_size, self.stride, self.padding = kernel, stride, padding
         self.kernel = nnx.Param(kernel_init(rngs.params(), (kernel, kernel, in_features, out_features)))
         self.bias = nnx.Param(jnp.zeros((out_features,))) if use_bias else None
+        self._init_spectral(spectral_norm, rngs)
 
     def _add_bias(self, y: jax.Array) -> jax.Array:
         return y if self.bias is None else y + self.bias[...]
+
+
+class Dense(_SpectralWeight):
+    """A dense layer `x @ kernel + bias` with optional spectral normalization of the kernel."""
+
+    def __init__(self, in_features: int, out_features: int, *, kernel_init=nnx.initializers.lecun_normal(),
+                 spectral_norm: bool = False, rngs: nnx.Rngs) -> None:
+        self.kernel = nnx.Param(kernel_init(rngs.params(), (in_features, out_features)))
+        self.bias = nnx.Param(jnp.zeros((out_features,)))
+        self._init_spectral(spectral_norm, rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x @ self.weight() + self.bias[...]
 
 
 class Conv2D(_SquareKernel):
@@ -56,7 +123,7 @@ class Conv2D(_SquareKernel):
         patches = jnp.stack(
             [x[:, a : a + s * (out_h - 1) + 1 : s, b : b + s * (out_w - 1) + 1 : s] for a in range(k) for b in range(k)], axis=3
         )  # (batch, out_h, out_w, k*k, channels), the kernel's own order
-        y = patches.reshape(batch * out_h * out_w, k * k * channels) @ self.kernel[...].reshape(k * k * channels, -1)
+        y = patches.reshape(batch * out_h * out_w, k * k * channels) @ self.weight().reshape(k * k * channels, -1)
         return self._add_bias(y.reshape(batch, out_h, out_w, -1))
 
 
@@ -77,7 +144,7 @@ class ConvTranspose2D(_SquareKernel):
         k, s, p = self.kernel_size, self.stride, self.padding
         batch, height, width, channels = x.shape
         taps = k // s  # kernel rows (columns) landing on one output phase
-        w = jnp.transpose(self.kernel[...], (2, 0, 1, 3)).reshape(channels, -1)
+        w = jnp.transpose(self.weight(), (2, 0, 1, 3)).reshape(channels, -1)
         y = (x.reshape(-1, channels) @ w).reshape(batch, height, width, taps, s, taps, s, -1)  # kernel row = s*tap + phase
         full = 0
         for i in range(taps):
@@ -133,14 +200,22 @@ class Discriminator(nnx.Module):
         image_size: side of the square input image (a multiple of 4).
         channels: image channels.
         features: channels of the first convolution (the second has twice as many).
+        spectral_norm: divide every weight by its spectral norm, which bounds each layer's
+            Lipschitz constant (Miyato et al., 2018). Each call advances the layers' power
+            iterates one step (the discriminator only runs in training).
         rngs: random streams for the init.
     """
 
-    def __init__(self, image_size: int, *, channels: int = 1, features: int = 64, rngs: nnx.Rngs) -> None:
+    def __init__(self, image_size: int, *, channels: int = 1, features: int = 64, spectral_norm: bool = False,
+                 rngs: nnx.Rngs) -> None:
         base = base_size(image_size)
-        self.down1 = Conv2D(channels, features, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, rngs=rngs)
-        self.down2 = Conv2D(features, 2 * features, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, rngs=rngs)
-        self.logit = nnx.Linear(base * base * 2 * features, 1, kernel_init=DCGAN_INIT, rngs=rngs)
+        sn = {"spectral_norm": spectral_norm}
+        self.down1 = Conv2D(channels, features, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, **sn, rngs=rngs)
+        self.down2 = Conv2D(features, 2 * features, 4, stride=2, padding=1, kernel_init=DCGAN_INIT, **sn, rngs=rngs)
+        if spectral_norm:
+            self.logit = Dense(base * base * 2 * features, 1, kernel_init=DCGAN_INIT, **sn, rngs=rngs)
+        else:  # the layer of the DCGAN discriminator, kept so its runs reproduce
+            self.logit = nnx.Linear(base * base * 2 * features, 1, kernel_init=DCGAN_INIT, rngs=rngs)
 
     def __call__(self, images: jax.Array) -> jax.Array:
         x = nnx.leaky_relu(self.down1(images), 0.2)

@@ -2,8 +2,13 @@
 `fit`, and sampling from a trained or saved generator.
 
 One training step is `d_steps` discriminator updates (each on its own real minibatch and
-a fresh generated one) followed by one generator update; an epoch shows the
-discriminator every training image once, as one `jax.lax.scan`.
+a fresh generated one) followed by one generator update (and, with `model.g_ema_decay`,
+an update of the generator's weight average, the generator that is evaluated, rendered
+and saved); an epoch shows the discriminator every training image once, as one
+`jax.lax.scan`.
+
+The losses: hinge (`model.loss=hinge`) or DCGAN's non-saturating cross-entropy (`ns`),
+and an optional R1 penalty on the discriminator (`model.r1_gamma`).
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from flax import nnx, struct
 from mktlab.config.schema import OptimConfig, TrainerConfig
 from mktlab.data.images import ImageData, ImageSplit
 from mktlab.evaluation.images import ImageScorer, gaussian_stats, image_metrics
+from mktlab.models.gan.config import LOSSES
 from mktlab.models.gan.module import Discriminator, Generator, ImageClassifier
 from mktlab.tracking.checkpoints import load_module_from_run
 from mktlab.train.checkpoint import load_module, save_module
+from mktlab.train.ema import ema_decay, ema_init, ema_update
 from mktlab.train.keys import run_keys
 from mktlab.train.loop import FitResult, TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
@@ -44,37 +51,90 @@ FIXED_LATENT_STREAM, EVAL_LATENT_STREAM = 1, 2
 
 @struct.dataclass
 class GANState:
-    """Both players' training states, one pytree."""
+    """Both players' training states, one pytree.
+
+    `g_ema` is the exponential moving average of the generator's variables
+    (`{"params", "rest"}`, see `model.g_ema_decay`), the generator that is evaluated,
+    rendered and saved; None when averaging is off.
+    """
 
     g: TrainState
     d: TrainState
+    g_ema: Any = None
+
+    def generator_variables(self) -> tuple[Any, Any]:
+        """`(params, rest)` of the generator that is evaluated: the average when there is one."""
+        if self.g_ema is None:
+            return self.g.params, self.g.rest
+        return self.g_ema["params"], self.g_ema["rest"]
 
 
 # --------------------------------------------------------------------------- losses and steps
 
 
-def d_loss(d: Discriminator, batch: dict[str, jax.Array], *, key: jax.Array, label_smoothing: float = 0.0) -> tuple[jax.Array, dict]:
-    """Binary cross-entropy of D on real (target 1 - label_smoothing) and generated (target 0) images.
+def _check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"model.loss={loss!r}: expected one of {', '.join(LOSSES)}")
+
+
+def d_loss(d: Discriminator, batch: dict[str, jax.Array], *, key: jax.Array, label_smoothing: float = 0.0,
+           loss: str = "ns", r1_gamma: float = 0.0) -> tuple[jax.Array, dict]:
+    """The discriminator's loss on real and generated images.
+
+    `loss="ns"`: binary cross-entropy on real (target 1 - label_smoothing) and generated
+    (target 0) images, the DCGAN loss. `loss="hinge"`: `mean(relu(1 - D(real))) +
+    mean(relu(1 + D(fake)))` (Lim & Ye 2017; Miyato et al. 2018), which stops pushing an
+    image once it is classified with a margin. `r1_gamma > 0` adds the R1 penalty
+    `r1_gamma / 2 * E ||grad_x D(x_real)||^2` (Mescheder et al., 2018), which keeps D flat
+    on the real data.
 
     Both halves go through D as one batch (D has no batch statistics, so this changes
     nothing but the number of kernel launches).
     """
     del key
+    _check_loss(loss)
     logits = d(jnp.concatenate([batch["real"], batch["fake"]]))
     real, fake = logits[: batch["real"].shape[0]], logits[batch["real"].shape[0] :]
-    loss = jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.full_like(real, 1.0 - label_smoothing)))
-    loss = loss + jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake)))
-    return loss, {"real_accuracy": jnp.mean(real > 0), "fake_accuracy": jnp.mean(fake < 0)}
+    if loss == "ns":
+        value = jnp.mean(optax.sigmoid_binary_cross_entropy(real, jnp.full_like(real, 1.0 - label_smoothing)))
+        value = value + jnp.mean(optax.sigmoid_binary_cross_entropy(fake, jnp.zeros_like(fake)))
+    else:
+        value = jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
+    metrics = {"real_accuracy": jnp.mean(real > 0), "fake_accuracy": jnp.mean(fake < 0)}
+    if r1_gamma > 0:
+        penalty = r1_penalty(d, batch["real"])
+        value = value + 0.5 * r1_gamma * penalty
+        metrics["r1"] = penalty
+    return value, metrics
 
 
-def g_loss(g: Generator, batch: dict[str, Any], *, key: jax.Array, d_graphdef: nnx.GraphDef) -> tuple[jax.Array, dict]:
-    """Non-saturating generator loss, -log D(G(z)): strong gradients while D still wins.
+def r1_penalty(d: Discriminator, real: jax.Array) -> jax.Array:
+    """`E ||grad_x D(x)||^2` over the real images `x`.
+
+    D's gradient is taken on a copy of it, so a spectral-norm power iteration inside the
+    inner gradient does not touch the outer step's variables.
+    """
+    graphdef, params, rest = nnx.split(d, nnx.Param, ...)
+    grads = jax.grad(lambda x: jnp.sum(merge_module(graphdef, params, rest)(x)))(real)
+    return jnp.mean(jnp.sum(grads.reshape(grads.shape[0], -1) ** 2, axis=1))
+
+
+def g_loss(g: Generator, batch: dict[str, Any], *, key: jax.Array, d_graphdef: nnx.GraphDef,
+           loss: str = "ns") -> tuple[jax.Array, dict]:
+    """The generator's loss on `D(G(z))`.
+
+    `loss="ns"`: the non-saturating -log D(G(z)), strong gradients while D still wins.
+    `loss="hinge"`: -D(G(z)), the generator's side of the hinge loss.
 
     The discriminator's variables arrive in the batch (`d_params`, `d_rest`) so the
     gradient is taken with respect to the generator only.
     """
+    _check_loss(loss)
     d = merge_module(d_graphdef, batch["d_params"], batch["d_rest"])
-    return jnp.mean(jax.nn.softplus(-d(g(batch["z"], key=key)))), {}
+    logits = d(g(batch["z"], key=key))
+    if loss == "ns":
+        return jnp.mean(jax.nn.softplus(-logits)), {}
+    return -jnp.mean(logits), {}
 
 
 @dataclass(frozen=True)
@@ -97,10 +157,22 @@ def make_gan_steps(
     batch_size: int,
     d_steps: int = 1,
     label_smoothing: float = 0.0,
+    loss: str = "ns",
+    r1_gamma: float = 0.0,
+    g_ema_decay: float | None = None,
 ) -> GANSteps:
-    """Build the D, G and combined steps (each a pure function, jit it or scan it)."""
-    d_step = make_train_step(d_graphdef, lambda m, b, *, key: d_loss(m, b, key=key, label_smoothing=label_smoothing), d_tx)
-    g_step = make_train_step(g_graphdef, lambda m, b, *, key: g_loss(m, b, key=key, d_graphdef=d_graphdef), g_tx)
+    """Build the D, G and combined steps (each a pure function, jit it or scan it).
+
+    The keyword defaults are the plain DCGAN step (what a run's config sets comes from
+    `conf/model/gan.yaml`). With `g_ema_decay`, the combined step also moves
+    `state.g_ema` (which must then be set, see `init_ema`) toward the updated
+    generator's variables, with the decay ramped by `mktlab.train.ema.ema_decay`.
+    """
+    _check_loss(loss)
+    d_step = make_train_step(
+        d_graphdef, lambda m, b, *, key: d_loss(m, b, key=key, label_smoothing=label_smoothing, loss=loss, r1_gamma=r1_gamma), d_tx
+    )
+    g_step = make_train_step(g_graphdef, lambda m, b, *, key: g_loss(m, b, key=key, d_graphdef=d_graphdef, loss=loss), g_tx)
 
     def train_step(state: GANState, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[GANState, dict]:
         reals = batch["images"].reshape(d_steps, batch_size, *batch["images"].shape[1:])
@@ -117,15 +189,25 @@ def make_gan_steps(
         g_key = jax.random.fold_in(key, d_steps)
         z = jax.random.normal(g_key, (batch_size, latent_dim))
         g_state, g_metrics = g_step(state.g, {"z": z, "d_params": d_state.params, "d_rest": d_state.rest}, key=g_key)
+        g_ema = state.g_ema
+        if g_ema_decay is not None:
+            g_ema = ema_update(g_ema, {"params": g_state.params, "rest": g_state.rest}, ema_decay(g_ema_decay, state.g.step))
         metrics = {
             "d_loss": jnp.mean(d_metrics["loss"]),
             "g_loss": g_metrics["loss"],
             "d_real_accuracy": jnp.mean(d_metrics["real_accuracy"]),
             "d_fake_accuracy": jnp.mean(d_metrics["fake_accuracy"]),
         }
-        return GANState(g=g_state, d=d_state), metrics
+        if "r1" in d_metrics:
+            metrics["d_r1"] = jnp.mean(d_metrics["r1"])
+        return GANState(g=g_state, d=d_state, g_ema=g_ema), metrics
 
     return GANSteps(d_step=d_step, g_step=g_step, train_step=train_step)
+
+
+def init_ema(g: TrainState) -> dict[str, Any]:
+    """The generator's average at the start: a copy of its variables."""
+    return ema_init({"params": g.params, "rest": g.rest})
 
 
 # --------------------------------------------------------------------------- modules and sampling
@@ -138,7 +220,8 @@ def generator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
 
 
 def discriminator_kwargs(cfg: Any, data: ImageData) -> dict[str, Any]:
-    return {"image_size": data.image_size, "channels": data.image_shape[-1], "features": cfg.model.d_features}
+    return {"image_size": data.image_size, "channels": data.image_shape[-1], "features": cfg.model.d_features,
+            "spectral_norm": cfg.model.d_spectral_norm}
 
 
 @functools.lru_cache(maxsize=16)
@@ -283,8 +366,9 @@ class GANFitResult(FitResult):
 
     @property
     def model(self) -> Generator:
-        """The kept epoch's generator (called without a key, it samples in inference mode)."""
-        return merge_module(self.g_graphdef, self.state.g.params, self.state.g.rest)  # type: ignore[return-value]
+        """The kept epoch's generator (its weight average when `model.g_ema_decay` is set; called
+        without a key, it samples in inference mode)."""
+        return merge_module(self.g_graphdef, *self.state.generator_variables())  # type: ignore[return-value]
 
 
 def gan_batch_size(trainer: TrainerConfig, num_images: int, d_steps: int) -> int:
@@ -298,7 +382,7 @@ def gan_batch_size(trainer: TrainerConfig, num_images: int, d_steps: int) -> int
 
 
 def evaluation_count(cfg: Any, data: ImageData) -> int:
-    """Generated images scored per evaluation: `model.eval_samples`, at most the training images."""
+    """Generated images scored per evaluation: `model.eval.samples`, at most the training images."""
     return min(cfg.model.eval.samples, len(data.train))
 
 
@@ -339,13 +423,15 @@ def build_training(cfg: Any, data: ImageData) -> GANTraining:
     g_graphdef, d_graphdef = abstract_graphdef(g_factory), abstract_graphdef(d_factory)
     g_init, d_init = jit_init(g_factory, g_tx), jit_init(d_factory, d_tx)
     steps = make_gan_steps(g_graphdef, d_graphdef, g_tx, d_tx, latent_dim=m.latent_dim, batch_size=batch_size,
-                           d_steps=m.d_steps, label_smoothing=m.label_smoothing)
+                           d_steps=m.d_steps, label_smoothing=m.label_smoothing, loss=m.loss, r1_gamma=m.r1_gamma,
+                           g_ema_decay=m.g_ema_decay)
     epoch_fn = compile_epoch(steps.train_step, batch_size * m.d_steps)
     train_arrays = {"images": jnp.asarray(data.train.images)}
 
     def init(key: jax.Array) -> GANState:
         g_key, d_key = jax.random.split(key)
-        return GANState(g=g_init(g_key), d=d_init(d_key))
+        g_state = g_init(g_key)
+        return GANState(g=g_state, d=d_init(d_key), g_ema=None if m.g_ema_decay is None else init_ema(g_state))
 
     return GANTraining(
         init=init, epoch=lambda state, key: epoch_fn(state, train_arrays, key), sample=make_sampler(g_graphdef),
@@ -397,8 +483,9 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
 
     Every seed's task shares `setup.training.epoch`, so seeds train together with one
     compiled epoch (`fit_loop_vectorized`). Every `model.sample_every` epochs (and at the
-    last) the fixed latent batch is rendered and `model.eval.samples` generated images are
-    scored against the validation split.
+    last) the evaluated generator (the weight average with `model.g_ema_decay`) renders the
+    fixed latent batch, and `model.eval.samples` of its images are scored against the
+    validation split.
     """
     m, trainer, training, scorer = cfg.model, cfg.trainer, setup.training, setup.scorer
     model_key = run_keys(seed)["model_key"]
@@ -411,7 +498,7 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
         return epoch % m.sample_every == 0 or epoch == trainer.epochs
 
     def render(state: GANState) -> np.ndarray:
-        return np.asarray(sample(state.g.params, state.g.rest, fixed_z))
+        return np.asarray(sample(*state.generator_variables(), fixed_z))
 
     def init(key: jax.Array) -> GANState:
         state = training.init(key)
@@ -422,7 +509,8 @@ def seed_task(cfg: Any, data: ImageData, setup: GANSetup, seed: int) -> TrainTas
         epoch = int(state.g.step) // training.steps_per_epoch
         if setup.val_stats is None or not due(epoch):
             return {}  # the loop then neither selects nor counts patience on this epoch
-        images = predict_in_chunks(lambda z: sample(state.g.params, state.g.rest, z), eval_z, trainer.eval_batch_size, padding="chunk")
+        params, rest = state.generator_variables()
+        images = predict_in_chunks(lambda z: sample(params, rest, z), eval_z, trainer.eval_batch_size, padding="chunk")
         features, probs = scorer(images)
         return {f"val_{k}": v for k, v in image_metrics(features, probs, setup.val_stats, min_share=m.eval.coverage_min_share).items()}
 
