@@ -34,7 +34,7 @@ def gan_cache(tmp_path_factory) -> str:
 
 def alone(cfg, seed: int):
     """The config of a separate run of one seed."""
-    return dataclasses.replace(cfg, seed=seed, trainer=dataclasses.replace(cfg.trainer, seeds=None))
+    return dataclasses.replace(cfg, seed=seed, trainer=dataclasses.replace(cfg.trainer, seeds=None, num_seeds=1))
 
 
 def test_seed_list_is_always_a_list() -> None:

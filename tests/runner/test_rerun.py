@@ -8,7 +8,7 @@ pytestmark = pytest.mark.slow
 
 TINY = {
     "mf": ["model=mf", "debug=tiny", "data.subsample=3000", "model.eval.recommend_users=3"],
-    "mlp": ["model=mlp", "data.subsample=1500", "trainer.epochs=2", "model.hidden=[8]", "trainer.progress=false"],
+    "mlp": ["model=mlp", "data.subsample=1500", "trainer.epochs=2", "model.hidden=[8]", "trainer.progress=false", "trainer.num_seeds=1"],
     "lstm": ["model=lstm", "trainer.epochs=1", "data.subsample=2000", "data.max_len=8", "model.embed_dim=8", "model.hidden=8",
              "model.dense=8", "trainer.batch_size=256", "trainer.progress=false"],
 }

@@ -3,56 +3,16 @@ real `mlflow server` on a free loopback port; the runs are checked through the R
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
-from mlflow.tracking import MlflowClient
+import servers
 from helpers import STUB_EXPERIMENT, artifact_paths, stub_notebook
-
-MLFLOW = str(Path(sys.executable).with_name("mlflow"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
+from mlflow.tracking import MlflowClient
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     """`mlflow server` on 127.0.0.1 over a SQLite store, serving artifacts; yields its URL."""
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    server = subprocess.Popen(
-        [MLFLOW, "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
-         "--artifacts-destination", str(tmp_path / "server-artifacts"), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,  # its workers share the group, stopped together
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"mlflow server did not start:\n{(tmp_path / 'server.log').read_text()[-3000:]}")
-            time.sleep(0.5)
+    with servers.mlflow_server(tmp_path / "server") as url:
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
 
 
 @pytest.mark.slow
@@ -74,5 +34,5 @@ def test_submitit_sweep_against_tracking_server(mlflow_server, mktlab_cli, tmp_p
     assert len(client.get_metric_history(children[1].info.run_id, "val_rmse")) == 10
     assert "notebook/sweep_stub.ipynb" in artifact_paths(client, children[0].info.run_id)
     assert "sweep/summary.csv" in artifact_paths(client, parent.info.run_id)
-    assert any((tmp_path / "server-artifacts").rglob("sweep_stub.ipynb"))  # uploaded through the server
+    assert any((tmp_path / "server" / "artifacts").rglob("sweep_stub.ipynb"))  # uploaded through the server
     assert any((tmp_path / "multirun" / ".submitit").rglob("*_log.out"))  # the jobs went through submitit

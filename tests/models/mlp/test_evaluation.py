@@ -21,7 +21,7 @@ def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("coil")
     write_coil(folder, n_train=300, n_eval=100)
     cfg = composed("model=mlp", "trainer.progress=false", "model.hidden=[8]", "trainer.epochs=3", "trainer.batch_size=64",
-                   "data=coil2000", f"data.path={folder}", "model.eval.cv_folds=3")
+                   "data=coil2000", f"data.path={folder}", "model.eval.cv_folds=3", "trainer.num_seeds=1")
     data = load_tabular(cfg.data, seed=0, cache_dir=str(folder))
     return cfg, data, session.fit(cfg, data)
 

@@ -9,7 +9,7 @@ from helpers import artifact_paths
 
 pytestmark = pytest.mark.slow
 
-TINY = ["model=mlp", "data.subsample=1500", "trainer.epochs=3", "model.eval.cv_folds=2", "model.hidden=[8]", "trainer.progress=false"]
+TINY = ["model=mlp", "data.subsample=1500", "trainer.epochs=3", "model.eval.cv_folds=2", "model.hidden=[8]", "trainer.progress=false", "trainer.num_seeds=1"]
 FIGURES = {f"figures/{name}.png" for name in ("learning_curve", "roc", "pr", "gains", "lift", "calibration")}
 
 

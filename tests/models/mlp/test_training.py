@@ -21,7 +21,7 @@ from mktlab.models.mlp.training import balanced_rows, bce_loss, build_task, clas
 from mktlab.session import fit
 from mktlab.train.checkpoint import load_module, save_module
 
-TINY = ["model=mlp", "trainer.progress=false", "model.hidden=[8]", "trainer.batch_size=64"]
+TINY = ["model=mlp", "trainer.progress=false", "model.hidden=[8]", "trainer.batch_size=64", "trainer.num_seeds=1", "model.features=null", "model.levels=null"]
 
 
 def synthetic(n: int = 600, *, seed: int = 0, positive_share: float = 0.2):
