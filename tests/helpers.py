@@ -54,7 +54,8 @@ def optim_config(**changes: Any) -> OptimConfig:
 def data_config(option: str, **changes: Any) -> Any:
     """The `data` node of `conf/data/<option>.yaml` with `changes` (not re-validated: a test of a
     loader's own errors may hand it values the schema would refuse)."""
-    return dataclasses.replace(composed(f"data={option}").data, **changes)
+    download = composed(f"data={option}", "data.download=true").data  # valid on its own: no folder needed
+    return dataclasses.replace(download, **{"download": False, **changes})
 
 
 def replace_in(cfg: Any, path: str, **changes: Any) -> Any:

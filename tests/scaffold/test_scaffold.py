@@ -29,8 +29,11 @@ def test_the_package_holds_its_files_and_bad_names_are_refused(tmp_path: Path) -
             check_name(bad)
 
 
-def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    done = subprocess.run(command, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=timeout)
+def run(command: list[str], cwd: Path, timeout: int = 900, site: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if site is not None:  # the package is installed there, not into the suite's shared environment
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done
 
@@ -40,25 +43,42 @@ def test_a_new_model_runs_sweeps_reruns_reviews_and_passes_the_contract(tmp_path
     done = run([str(BIN / "mktlab-new"), NAME, "--dir", str(tmp_path)], tmp_path)
     root = tmp_path / NAME
     assert str(root) in done.stdout
-    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e", str(root)], tmp_path)
-    try:
-        uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-        store = [f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path / 'store' / 'artifacts'}", "trainer.progress=false"]
-        run([str(BIN / "mktlab"), f"model={NAME}", *store, f"hydra.run.dir={tmp_path / 'full'}"], tmp_path)
-        run([str(BIN / "mktlab"), f"model={NAME}", "debug=tiny", *store, f"hydra.run.dir={tmp_path / 'tiny'}"], tmp_path)
-        run([str(BIN / "mktlab"), "-m", f"model={NAME}", "debug=tiny", "seed=0,1", *store, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
-        client = MlflowClient(tracking_uri=uri)
-        runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
-        assert len(runs) == 5 and all(r.info.status == "FINISHED" for r in runs)  # full, tiny, sweep parent and two jobs
-        full = next(r for r in runs if r.data.tags.get("mktlab.run_dir") == str(tmp_path / "full"))
-        assert full.data.metrics["test_roc_auc"] > full.data.metrics["baseline_test_roc_auc"]  # the template model wins
-        rerun = run([str(BIN / "mktlab-rerun"), full.info.run_id, "--tracking-uri", uri, "--run-dir", str(tmp_path / "rerun")], tmp_path)
-        assert "identical metrics" in rerun.stderr
-        review = run([str(BIN / "mktlab-review"), f"experiment={NAME}", f"tracking.uri={uri}"], tmp_path)
-        assert "review notebook" in review.stderr + review.stdout
-        # its notebook through the runner, a sweep and a rerun just ran: the contract's fast tests remain
-        contract = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", str(root / "tests")], root,
-                       timeout=1800)
-        assert " passed" in contract.stdout and "failed" not in contract.stdout
-    finally:
-        subprocess.run([sys.executable, "-m", "pip", "uninstall", "-q", "-y", NAME], capture_output=True)
+    # installed into a folder of its own on PYTHONPATH: the suite's other tests, running beside this
+    # one, keep an environment with exactly the four built-in models
+    site = tmp_path / "site"
+    run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(site), str(root)], tmp_path)
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    store = [f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path / 'store' / 'artifacts'}", "trainer.progress=false"]
+    run([str(BIN / "mktlab"), f"model={NAME}", *store, f"hydra.run.dir={tmp_path / 'full'}"], tmp_path, site=site)
+    run([str(BIN / "mktlab"), f"model={NAME}", "debug=tiny", *store, f"hydra.run.dir={tmp_path / 'tiny'}"], tmp_path, site=site)
+    run([str(BIN / "mktlab"), "-m", f"model={NAME}", "debug=tiny", "seed=0,1", *store, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path,
+        site=site)
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
+    assert len(runs) == 5 and all(r.info.status == "FINISHED" for r in runs)  # full, tiny, sweep parent and two jobs
+    full = next(r for r in runs if r.data.tags.get("mktlab.run_dir") == str(tmp_path / "full"))
+    assert full.data.metrics["test_roc_auc"] > full.data.metrics["baseline_test_roc_auc"]  # the template model wins
+    rerun = run([str(BIN / "mktlab-rerun"), full.info.run_id, "--tracking-uri", uri, "--run-dir", str(tmp_path / "rerun")], tmp_path,
+                site=site)
+    assert "identical metrics" in rerun.stderr
+    review = run([str(BIN / "mktlab-review"), f"experiment={NAME}", f"tracking.uri={uri}"], tmp_path, site=site)
+    assert "review notebook" in review.stderr + review.stdout
+    # its notebook through the runner, a sweep and a rerun just ran: the contract's fast tests remain
+    contract = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", str(root / "tests")], root,
+                   timeout=1800, site=site)
+    assert " passed" in contract.stdout and "failed" not in contract.stdout
+
+
+def test_a_plugin_that_fails_to_import_leaves_the_others_working(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "broken_model-0.1.dist-info").mkdir(parents=True)
+    (site / "broken_model-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-model\nVersion: 0.1\n")
+    (site / "broken_model-0.1.dist-info" / "entry_points.txt").write_text("[mktlab.models]\nbroken = broken_model:spec\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    probe = ("from mktlab.models import registry\nprint(sorted(registry.specs()))\n"
+             "try:\n    registry.get('broken')\nexcept registry.UnknownModel as e:\n    print(e)\n")
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "['gan', 'lstm', 'mf', 'mlp']" in done.stdout
+    assert "model 'broken' is installed but broken_model:spec cannot be imported (ModuleNotFoundError" in done.stdout
+    assert "model plug-in 'broken' left out" in done.stderr

@@ -12,6 +12,7 @@ review and the contract tests find it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from functools import cache
 from importlib.metadata import entry_points
@@ -31,12 +32,22 @@ class UnknownModel(LookupError):
     pass
 
 
+#: plug-ins whose entry point could not be imported, by name, with the reason (the others still work)
+broken: dict[str, str] = {}
+
+
 @cache
 def specs() -> dict[str, ModelSpec]:
-    """Every installed model's spec, by name."""
+    """Every installed model's spec, by name. A plug-in that fails to import is left out with a
+    warning (and named again if a run asks for it): one broken package does not stop the others."""
     found: dict[str, ModelSpec] = {}
     for entry in entry_points(group=GROUP):
-        spec = entry.load()
+        try:
+            spec = entry.load()
+        except Exception as error:  # noqa: BLE001 - any import failure of a third-party package
+            broken[entry.name] = f"{entry.value} cannot be imported ({type(error).__name__}: {error})"
+            warnings.warn(f"model plug-in {entry.name!r} left out: {broken[entry.name]}", stacklevel=2)
+            continue
         if not isinstance(spec, ModelSpec):
             raise TypeError(f"entry point {entry.name} = {entry.value} of group {GROUP} is a {type(spec).__name__}, not a ModelSpec")
         if spec.name != entry.name:
@@ -56,6 +67,8 @@ def get(name: str) -> ModelSpec:
     try:
         return specs()[name]
     except KeyError:
+        if name in broken:
+            raise UnknownModel(f"model {name!r} is installed but {broken[name]}") from None
         raise UnknownModel(f"model {name!r} is not installed; installed models: {', '.join(specs()) or 'none'}") from None
 
 

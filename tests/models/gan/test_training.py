@@ -101,7 +101,7 @@ def test_tiny_fit_evaluation_and_cached_classifier(small_digits, cfg_for, tmp_pa
     result = session.fit(cfg, small_digits)
     assert isinstance(result, GANFitResult) and result.monitor == "val_fid"
     assert [sorted(k for k in row if k.startswith("val_")) for row in result.history] == [
-        ["val_class_coverage", "val_fid", "val_inception_score"]] * 2
+        ["val_class_coverage", "val_class_share_max", "val_class_share_min", "val_fid", "val_inception_score"]] * 2
     assert int(result.state.d.step) == 2 * int(result.state.g.step) > 0  # d_steps discriminator updates per generator update
     assert sorted(result.samples) == [0, 1, 2] and result.samples[0].shape == (64, 8, 8, 1)
     assert result.best_epoch in (1, 2) and result.val_reference["val_fid"] < result.best_score
