@@ -34,28 +34,6 @@ def test_failing_cell_marks_the_run_failed_and_keeps_the_partial_notebook(store,
     assert any(o.get("output_type") == "error" for c in executed["cells"] for o in c.get("outputs", []))
 
 
-@pytest.mark.parametrize(
-    "overrides, key",
-    [(["model.no_such_key=1"], "model."), (["model.dim=lots"], "model."), (["model.dim=0"], "model.dim"),
-     (["data=ml100k", "data.path=/no/such/folder"], "data.path")],  # values out of range, a missing folder: refused too
-)
-def test_bad_config_fails_before_any_run(store, mktlab_cli, overrides: list[str], key: str) -> None:
-    done = mktlab_cli([*overrides, *store.overrides])
-    assert done.returncode == 1
-    assert key in done.stderr
-    assert not Path(store.uri.removeprefix("sqlite:///")).exists()  # no store, so no run, was created
-
-
-def test_multirun_with_the_basic_launcher(store, mktlab_cli) -> None:
-    done = mktlab_cli(["-m", "model.dim=4,8", *TINY, "trainer.epochs=1", *store.overrides])
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs = store.runs("mf")
-    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.params["model.dim"] for r in children) == ["4", "8"]
-    assert all(r.info.status == "FINISHED" for r in runs)
-
-
 def test_notebook_opened_by_hand_composes_its_config_and_owns_its_run(store, tmp_path: Path) -> None:
     pm.execute_notebook(
         str(ROOT / "notebooks" / "mf.ipynb"),

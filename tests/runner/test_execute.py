@@ -80,18 +80,29 @@ def test_an_early_kernel_has_imported_and_runs_the_notebook_in_the_run_folder(tm
     assert not list(sockets.parent.glob(sockets.name + "-*"))
 
 
-def test_an_early_kernel_is_replaced_when_the_environment_changed(tmp_path, monkeypatch):
-    """A job that sets environment variables (hydra.job.env_set, sweep callbacks) gets a kernel that sees them."""
+def test_the_waiting_kernel_gets_the_jobs_environment_and_is_replaced_when_a_startup_variable_changed(tmp_path, monkeypatch):
+    """A job that sets environment variables (hydra.job.env_set, sweep callbacks) runs in a kernel that
+    sees them: an ordinary variable reaches the waiting kernel; one read only at a process's start
+    (JAX_*, XLA_*, ...) gives the job a fresh kernel."""
     from mktlab.runner import kernel as kernels
 
     kernels.start_early()
-    early = kernels._early
-    monkeypatch.setenv("MKTLAB_PROBE", "1")
-    notebook = write_notebook(tmp_path / "probe.ipynb", "import os; print(os.environ['MKTLAB_PROBE'])")
-    fresh = kernels.kernel_for(notebook, tmp_path)
+    waiting = kernels._waiting
+    monkeypatch.setenv("MKTLAB_PROBE", "ordinary")
+    probe = write_notebook(tmp_path / "probe.ipynb", "import os; print(os.environ['MKTLAB_PROBE'], os.environ.get('JAX_MKTLAB_PROBE'))")
+    served = kernels.kernel_for(probe, tmp_path)
+    assert served is waiting and kernels._waiting is None
+    outcome = execute(probe, tmp_path / "out.ipynb", parameters={}, cwd=tmp_path, progress=False, kernel=served)
+    assert outcome.status == "FINISHED", outcome.error
+    assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split() == ["ordinary", "None"]
+    kernels.release(served, reuse=True)
+    monkeypatch.setenv("JAX_MKTLAB_PROBE", "startup")
+    fresh = kernels.kernel_for(probe, tmp_path)
     try:
-        assert fresh is not early and not early.manager.is_alive()
-        assert kernels._early is None  # an early kernel serves one notebook at most
+        assert fresh is not waiting and not waiting.manager.is_alive()
+        outcome = execute(probe, tmp_path / "out2.ipynb", parameters={}, cwd=tmp_path, progress=False, kernel=fresh)
+        assert outcome.status == "FINISHED", outcome.error
+        assert nbformat.read(tmp_path / "out2.ipynb", as_version=4).cells[-1].outputs[0]["text"].split() == ["ordinary", "startup"]
     finally:
         fresh.shutdown()
 
@@ -102,8 +113,8 @@ def test_the_early_kernel_serves_the_run_despite_variables_the_runner_imports_se
     from mktlab.runner import kernel as kernels
 
     kernels.start_early()
-    early = kernels._early
-    monkeypatch.setenv("_MKTLAB_PROBE_SESSION", "set by an import")
+    early = kernels._waiting
+    monkeypatch.setenv("PYTHON_MKTLAB_PROBE_SESSION", "set by an import")
     kernels.settle_environment()
     served = kernels.kernel_for(write_notebook(tmp_path / "probe.ipynb", "pass"), tmp_path)
     try:

@@ -7,6 +7,13 @@ import os
 import sys
 import warnings
 
+# jsonschema, which nbformat imports, loads `rfc3987_syntax` when it is installed (JupyterLab's
+# event schemas pull it in) only to check "iri" string formats, and that package builds a parser
+# grammar at import: about 1.9 s of every command. Notebook validation checks no such format, so
+# the runner's processes go without it (set when this package is imported, before any module of
+# it imports nbformat: an import of it then raises ImportError, which jsonschema expects).
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
 
 def setup_process() -> None:
     """The runner process's settings, applied by each command's entry point and each sweep job (idempotent)."""
@@ -14,11 +21,6 @@ def setup_process() -> None:
     # SLURM defaults) under the plugins' own names, so `hydra/launcher=joblib` picks them up; Hydra
     # still validates them against the plugins' schemas but warns about the shared name.
     warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema with the same name", category=UserWarning)
-    # jsonschema, which nbformat imports, loads `rfc3987_syntax` when it is installed (JupyterLab's
-    # event schemas pull it in) only to check "iri" string formats, and that package builds a
-    # parser grammar at import: about 1.8 s of every run. Notebook validation checks no such
-    # format, so the runner process goes without it (an import of it raises ImportError here).
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     # MLflow prints "View run ... at <server URL>" when a run on a server ends, credentials and all;
     # mktlab prints its own link, masked. Set here, the notebook kernels inherit it too.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")

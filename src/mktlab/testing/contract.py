@@ -11,8 +11,9 @@ A model's test module imports them and names the model(s) to check:
 Each test runs on the model's `spec.tiny` overrides (a run of seconds): the config composes
 and validates; one training epoch keeps the state's shapes and gives finite metrics; the
 monitored metric improves; the same seed gives identical metrics; seeds trained together
-equal separate runs; and (marker `slow`) the real `mktlab` command runs the model's
-notebook into a FINISHED MLflow run that `mktlab-rerun` reproduces exactly.
+equal separate runs; and (marker `slow`) the real `mktlab -m` command runs the model's
+notebook as three jobs in one reused kernel into FINISHED MLflow runs with identical metrics,
+which `mktlab-rerun` (a fresh kernel) reproduces exactly.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from mktlab.train.loop import SeedResults
 __all__ = [
     "tiny_config", "tiny_data", "contract_cache", "contract_store", "test_config_composes_and_validates", "test_one_epoch_keeps_shapes_and_finite_metrics",
     "test_monitored_metric_improves", "test_same_seed_gives_identical_metrics", "test_seeds_together_equal_separate_runs",
-    "test_notebook_runs_through_the_runner_and_reruns_identically", "test_a_reused_kernel_gives_a_fresh_kernels_metrics",
+    "test_a_sweep_in_a_reused_kernel_records_full_runs_that_rerun_identically",
 ]
 
 TIMING = "_seconds"  # metrics that measure time differ between identical runs
@@ -154,42 +155,36 @@ def _mktlab(command: str, args: list[str], cwd: Path, timeout: int = 900) -> sub
 
 
 @pytest.mark.slow
-def test_notebook_runs_through_the_runner_and_reruns_identically(model_name: str, contract_store: dict[str, str],
-                                                                  contract_cache: str, tmp_path: Path) -> None:
-    spec = registry.get(model_name)
-    store = [f"tracking.uri={contract_store['uri']}", f"tracking.artifact_root={contract_store['artifacts']}"]
-    done = _mktlab("mktlab", [f"model={model_name}", *spec.tiny, "trainer.progress=false", contract_cache, *store,
-                              f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    assert done.returncode == 0, done.stderr[-4000:]
-    client = MlflowClient(tracking_uri=contract_store["uri"])
-    (run,) = client.search_runs([client.get_experiment_by_name(model_name).experiment_id])
-    assert run.info.status == "FINISHED"
-    monitor = spec.monitor(_tiny(model_name))
-    assert run.data.tags["mktlab.monitor"] in (monitor.metric, "train_loss")
-    assert any(k.startswith("test_") for k in run.data.metrics) and f"best_{run.data.tags['mktlab.monitor']}" in run.data.metrics
-    logged = {a.path for a in client.list_artifacts(run.info.run_id, "notebook")}
-    assert {f"notebook/{spec.notebook_path().name}", f"notebook/{spec.notebook_path().with_suffix('.html').name}"} <= logged
-    again = _mktlab("mktlab-rerun", [run.info.run_id, "--tracking-uri", contract_store["uri"], "--run-dir", str(tmp_path / "rerun")], tmp_path)
-    assert again.returncode == 0, again.stderr[-4000:]
-    assert "identical metrics" in again.stderr
-    (repeated,) = [r for r in client.search_runs([run.info.experiment_id]) if r.data.tags.get("mktlab.rerun_of") == run.info.run_id]
-    assert _final(repeated.data.metrics) == _final(run.data.metrics)
-    assert repeated.data.params == run.data.params
-
-
-@pytest.mark.slow
-def test_a_reused_kernel_gives_a_fresh_kernels_metrics(model_name: str, contract_store: dict[str, str], contract_cache: str,
-                                                       tmp_path: Path) -> None:
-    """Three jobs of one sweep with the same config (only their run names differ): the first runs in a fresh
-    kernel, the others in the same kernel after it, reset between jobs; all log identical metrics."""
+def test_a_sweep_in_a_reused_kernel_records_full_runs_that_rerun_identically(model_name: str, contract_store: dict[str, str],
+                                                                             contract_cache: str, tmp_path: Path) -> None:
+    """The real `mktlab -m` runs the model's notebook as three jobs of one sweep with the same config (only
+    their run names differ): the first in a fresh kernel, the others in the same kernel after it, reset
+    between jobs. All three are FINISHED with their notebook and identical metrics, and `mktlab-rerun`
+    of the last one (a fresh kernel) reproduces them exactly."""
     spec = registry.get(model_name)
     store = [f"tracking.uri={contract_store['uri']}", f"tracking.artifact_root={contract_store['artifacts']}"]
     done = _mktlab("mktlab", ["-m", f"model={model_name}", *spec.tiny, "trainer.progress=false", contract_cache, *store,
                               "run_name=first,second,third", f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     client = MlflowClient(tracking_uri=contract_store["uri"])
-    runs = [r for r in client.search_runs([client.get_experiment_by_name(model_name).experiment_id])
-            if r.data.tags.get("mktlab.sweep_role") != "parent"]
-    assert sorted(r.info.run_name for r in runs) == ["first", "second", "third"]
-    metrics = [_final(r.data.metrics) for r in sorted(runs, key=lambda r: int(r.data.tags["mktlab.job_num"]))]
+    experiment = client.get_experiment_by_name(model_name).experiment_id
+    runs = sorted((r for r in client.search_runs([experiment]) if r.data.tags.get("mktlab.sweep_role") != "parent"),
+                  key=lambda r: int(r.data.tags["mktlab.job_num"]))
+    assert [r.info.run_name for r in runs] == ["first", "second", "third"]
+    assert all(r.info.status == "FINISHED" for r in runs)
+    monitor = spec.monitor(_tiny(model_name))
+    for run in runs:
+        assert run.data.tags["mktlab.monitor"] in (monitor.metric, "train_loss")
+        assert any(k.startswith("test_") for k in run.data.metrics) and f"best_{run.data.tags['mktlab.monitor']}" in run.data.metrics
+        logged = {a.path for a in client.list_artifacts(run.info.run_id, "notebook")}
+        assert {f"notebook/{spec.notebook_path().name}", f"notebook/{spec.notebook_path().with_suffix('.html').name}"} <= logged
+    metrics = [_final(r.data.metrics) for r in runs]
     assert metrics[0] and metrics[1] == metrics[0] and metrics[2] == metrics[0]
+    last = runs[-1]
+    again = _mktlab("mktlab-rerun", [last.info.run_id, "--tracking-uri", contract_store["uri"], "--run-dir", str(tmp_path / "rerun")],
+                    tmp_path)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert "identical metrics" in again.stderr
+    (repeated,) = [r for r in client.search_runs([experiment]) if r.data.tags.get("mktlab.rerun_of") == last.info.run_id]
+    assert _final(repeated.data.metrics) == metrics[0]
+    assert repeated.data.params == last.data.params
