@@ -109,9 +109,16 @@ def _server_client(uri: str, timeout: float) -> MlflowClient:
     return _checked(uri, lambda: MlflowClient(tracking_uri=uri))
 
 
+# MLflow's tag for the kind of an experiment: model training (runs, metrics, models), not GenAI (traces).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
     """The id of experiment `name`, created (artifacts under `artifact_root/name`) if missing.
 
+    The experiment is of the model-training kind (tag `mlflow.experimentKind`), unless it
+    already says otherwise; an experiment of an older mktlab gets the tag on its next run.
     Safe when several processes create the same experiment at once; looked up once per process.
     """
     key = (client.tracking_uri, name)
@@ -123,13 +130,18 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
 def _find_or_create_experiment(client: MlflowClient, name: str, artifact_root: str | None) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None and experiment.lifecycle_stage == "active":
+        if EXPERIMENT_KIND not in experiment.tags:
+            try:
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, MODEL_TRAINING)
+            except MlflowException:  # a store that refuses the tag still takes the run
+                pass
         return experiment.experiment_id
     if experiment is not None:
         raise StoreError(f"experiment {name!r} was deleted in the tracking store: restore it (`mlflow experiments restore`) "
                          "or choose another experiment_name")
     location = Path(artifact_root, name).resolve().as_uri() if artifact_root else None
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND: MODEL_TRAINING})
     except MlflowException:
         experiment = client.get_experiment_by_name(name)  # another job created it first
         if experiment is None:
