@@ -34,7 +34,7 @@ from mktlab.config.secrets import mask_uri, scrub_text, secret_values
 from mktlab.evaluation.report import Report, aggregate
 from mktlab.models import registry
 from mktlab.models.contract import ModelSpec
-from mktlab.tracking import Tracker, get_client, open_run, provenance, run_name_from_overrides
+from mktlab.tracking import Tracker, get_client, links, open_run, provenance, run_name
 from mktlab.tracking.reports import log_report
 from mktlab.train import runtime
 from mktlab.train.keys import run_keys, seed_list, several_seeds
@@ -84,11 +84,13 @@ def start(
     if run_id:
         return cfg, Tracker(get_client(cfg.tracking), run_id, owns_run=False)
     path = Path(notebook) if notebook is not None else _open_notebook() or spec_of(cfg).notebook_path()
-    tracker = open_run(config, notebook=path, run_name=run_name_from_overrides(overrides),
+    tracker = open_run(config, notebook=path, run_name=run_name(config, overrides),
                        tags={"mktlab.origin": "notebook", "mktlab.overrides": " ".join(overrides)}, owns_run=True)
     _RUN_NOTEBOOKS[tracker.run_id] = (path, secret_values(config))
     _fail_run_on_error(tracker)
-    print(f"MLflow run {tracker.run_id} in experiment '{cfg.experiment_name}' ({mask_uri(cfg.tracking.uri)})")
+    run = tracker.client.get_run(tracker.run_id)
+    print(f"MLflow run {tracker.run_id} ({run.info.run_name}) in experiment '{cfg.experiment_name}' ({mask_uri(cfg.tracking.uri)})")
+    print(f"open it in MLflow: {links.how_to_open(cfg.tracking.uri, links.run_route(run.info.experiment_id, tracker.run_id))}")
     return cfg, tracker
 
 

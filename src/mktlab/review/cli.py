@@ -23,7 +23,7 @@ from mktlab.models import registry
 from mktlab.review.report import store_uri
 from mktlab.runner import setup_process
 from mktlab.runner.execute import describe_error, execute, export_html
-from mktlab.tracking import Tracker, get_client
+from mktlab.tracking import Tracker, get_client, links
 from mktlab.tracking.sweeps import SWEEP_ID, find_sweep, load_runs
 
 console = Console(stderr=True, highlight=False)
@@ -133,7 +133,16 @@ def review(argv: list[str]) -> int:
     if not outcome.ok:
         console.print(f"[red]review {outcome.status}: {describe_error(outcome.error) if outcome.error else ''}[/red]\nnotebook: {output}")
         return 1
-    console.print(f"review notebook: {output} (logged to parent run {parent.info.run_id} under review/)")
+    uri = store_uri(config)
+    if args.get("log", "true").lower() != "false":
+        console.print(f"review notebook: {output} (logged to parent run {parent.info.run_id} under review/)")
+        route = links.run_route(parent.info.experiment_id, parent.info.run_id, artifact="review/review_runs.html")
+        console.print(f"open it in MLflow: {links.how_to_open(uri, route)}", soft_wrap=True)
+    else:
+        console.print(f"review notebook: {output}")
+    search = links.sweep_search(sweep_id) if parent.data.tags.get(SWEEP_ID) else None
+    runs_route = links.runs_route(parent.info.experiment_id, search=search)
+    console.print(f"the sweep's runs in MLflow: {links.url(uri, runs_route)}", soft_wrap=True)
     return 0
 
 

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mktlab.config import ConfigError, paths, to_container
-from mktlab.config.secrets import mask_uri, scrub_text, secret_values, secrets_in_overrides
+from mktlab.config.secrets import scrub_text, secret_values, secrets_in_overrides
 from mktlab.models import registry
 from mktlab.models.registry import UnknownModel
 from mktlab.runner import setup_process
@@ -28,7 +28,7 @@ from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
 from mktlab.runner.background import record_later
 from mktlab.runner.sweep import job_tags, read_record
-from mktlab.tracking import open_run, run_name_from_overrides
+from mktlab.tracking import links, open_run, run_name
 from mktlab.tracking.store import StoreError, describe_cause
 
 registry.register()
@@ -127,14 +127,8 @@ def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
             table.add_row(key, f"{run.data.metrics[key]:.4f}")
     console.print(table)
     console.print(f"executed notebook: {output}")
-    uri = mask_uri(config["tracking"]["uri"])
-    if uri.startswith("sqlite:"):
-        console.print(
-            f"open it in MLflow: [bold]make mlflow-ui[/bold] (or .venv/bin/mlflow ui --backend-store-uri {uri}), "
-            f"then http://127.0.0.1:5000/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", soft_wrap=True,
-        )
-    else:
-        console.print(f"open it in MLflow: {uri}/#/experiments/{run.info.experiment_id}/runs/{run.info.run_id}", soft_wrap=True)
+    route = links.run_route(run.info.experiment_id, run.info.run_id)
+    console.print(f"open it in MLflow: {links.how_to_open(config['tracking']['uri'], route)}", soft_wrap=True)
 
 
 def launch(
@@ -157,7 +151,7 @@ def launch(
         tracker = open_run(
             config,
             notebook=notebook,
-            run_name=run_name_from_overrides(overrides),
+            run_name=run_name(config, overrides),
             tags={"mktlab.origin": "runner", "mktlab.overrides": " ".join(overrides), "mktlab.run_dir": str(run_dir), **(tags or {})},
         )
     except BaseException:

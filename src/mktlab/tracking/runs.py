@@ -6,6 +6,7 @@ The runner and a notebook opened by hand open runs the same way.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,23 @@ from mktlab.tracking.store import StoreError, describe_cause, get_client, get_or
 from mktlab.tracking.tracker import Tracker
 
 
-def run_name_from_overrides(overrides: Sequence[str]) -> str | None:
-    """`["model=mf", "optim.lr=0.003"]` -> `"model=mf,optim.lr=0.003"` (None when empty)."""
-    return ",".join(overrides) or None
+# Overrides a run's name leaves out: the store, Hydra's and the runner's settings, the progress bar, what the name says already.
+UNNAMED_OVERRIDES = ("model=", "notebook=", "tracking", "hydra", "paths.", "runner.", "trainer.progress=")
+NAME_LENGTH = 80
+
+
+def run_name(config: Mapping[str, Any], overrides: Sequence[str], *, now: datetime | None = None) -> str:
+    """A name a person tells apart from the experiment's other runs: what ran, the overrides that
+    made it differ from the default, and when it started.
+
+    `mf 14:05:31` (the default job), `mf optim.lr=0.003,trainer.epochs=20 14:05:31`,
+    `analysis params.alpha=0.5 14:05:31` (a notebook of one's own).
+    """
+    label = Path(str(config["notebook"])).stem if config.get("notebook") else config["model"]["name"]
+    shown = ",".join(o for o in overrides if not o.lstrip("+~").startswith(UNNAMED_OVERRIDES))
+    if len(shown) > NAME_LENGTH:
+        shown = shown[: NAME_LENGTH - 1] + "…"
+    return " ".join(filter(None, [label, shown, (now or datetime.now()).strftime("%H:%M:%S")]))
 
 
 def run_params(config: Mapping[str, Any]) -> dict[str, Any]:
