@@ -78,3 +78,22 @@ def test_record_reaches_jobs_through_the_folder_or_the_environment(tmp_path, mon
     (tmp_path / "sweep" / sw.RECORD_FILE).unlink()  # e.g. a worker without the shared folder
     assert sw.read_record(tmp_path / "sweep") == record
     assert sw.read_record(tmp_path / "elsewhere") is None  # the environment names another sweep
+
+
+def test_the_parents_description_names_the_swept_keys_and_links_the_best_job():
+    from mktlab.runner.callbacks import COMPARED_JOBS, sweep_note
+    from mktlab.tracking import links
+
+    best = {"run_id": "b" * 32, "run_name": "trainer.seeds=[0,1],model.dim=8", "metric": "best_val_rmse", "mode": "min", "value": 0.98765}
+    jobs = ["b" * 32, *(f"{i:032d}" for i in range(COMPARED_JOBS + 5))]
+    note = sweep_note("20260105-141503-a3f9", "7", {"model.dim": "8,16", "trainer.seeds": "[0,1],[2,3]"}, jobs=jobs, best=best)
+    first = note.splitlines()[0]
+    assert "varies `model.dim` (8,16), `trainer.seeds` (\\[0,1\\],\\[2,3\\])" in first
+    assert f"[trainer.seeds=\\[0,1\\],model.dim=8]({links.run_route('7', 'b' * 32)})" in first  # a link the UI renders
+    assert "`best_val_rmse` 0.98765 (lower is better)" in first
+    compare = links.compare_route("7", jobs[:COMPARED_JOBS])
+    assert f"[Compare the best {COMPARED_JOBS} of {len(jobs)} jobs]({compare})" in note
+    assert links.runs_route("7", search=links.sweep_search("20260105-141503-a3f9")) in note
+    assert len(note) < 8000  # MLflow's limit on a tag
+    running = sweep_note("20260105-141503-a3f9", "7", {"model.dim": "8,16"})  # while the jobs run
+    assert "Best job" not in running and "Compare" not in running and "The sweep's runs" in running

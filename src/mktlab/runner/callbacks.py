@@ -39,7 +39,7 @@ from mktlab.runner import sweep as sw
 from mktlab.runner.background import wait_for_records
 from mktlab.runner.kernel import stop_waiting
 from mktlab.runner.notebooks import notebook_path
-from mktlab.tracking import Tracker, get_client, get_or_create_experiment, provenance
+from mktlab.tracking import Tracker, get_client, get_or_create_experiment, links, provenance
 from mktlab.tracking.store import StoreError
 from mktlab.tracking.sweeps import load_runs
 
@@ -62,6 +62,49 @@ def _job_config(config: DictConfig) -> dict[str, Any]:
     with read_write(cfg), open_dict(cfg):
         del cfg["hydra"]
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+NOTE = "mlflow.note.content"  # the run's description in the MLflow UI, rendered as Markdown
+COMPARED_JOBS = 50  # jobs in the description's comparison link (best first): a tag holds at most 8000 characters
+
+
+def _md(text: str) -> str:
+    """Text shown as it is inside Markdown (a run name such as `trainer.seeds=[0,1]` in a link's text)."""
+    return "".join("\\" + c if c in "\\`*_[]<>" else c for c in str(text))
+
+
+def sweep_note(sweep_id: str, experiment_id: str, swept: dict[str, str], *, jobs: list[str] | None = None,
+               best: dict[str, Any] | None = None, failed: int = 0) -> str:
+    """The parent run's description: what the sweep varies (the columns to compare) and links to
+    its jobs, their comparison and its best job. The links are relative to the UI's address.
+
+    Args:
+        swept: `{key: expression}` of what the sweep varies.
+        jobs: the jobs' run ids, best first (None while the sweep runs).
+        best: the best job's `run_id`, `run_name`, main `metric`, its `mode` and `value`.
+        failed: how many jobs failed.
+    """
+    varied = ", ".join(f"`{key}` ({_md(expression)})" for key, expression in swept.items()) or "nothing"
+    keys = ", ".join(f"`{key}`" for key in swept) or "the params"
+    first = f"**Sweep {sweep_id}** varies {varied}: the columns to compare."
+    if best is not None:
+        direction = "lower" if best["mode"] == "min" else "higher"
+        first += (f" **Best job: [{_md(best['run_name'])}]({links.run_route(experiment_id, best['run_id'])})**, "
+                  f"`{best['metric']}` {best['value']:.6g} ({direction} is better).")
+    lines = [first, ""]
+    if jobs:
+        which = f"the {len(jobs)} jobs" if len(jobs) <= COMPARED_JOBS else f"the best {COMPARED_JOBS} of {len(jobs)} jobs"
+        metric = f" against `{best['metric']}`" if best is not None else ""
+        lines.append(f"- [Compare {which}]({links.compare_route(experiment_id, jobs[:COMPARED_JOBS])}): parallel coordinates "
+                     f"and scatter plots of {keys}{metric}")
+    lines.append(f"- [The sweep's runs]({links.runs_route(experiment_id, search=links.sweep_search(sweep_id))}): each job is a "
+                 f"child run named after its values, nested under this one; *Columns* adds {keys}"
+                 + (f" and `{best['metric']}`" if best is not None else ""))
+    if failed:
+        lines.append(f"- {failed} job(s) failed: their runs are FAILED, with the partial notebook attached")
+    if jobs is not None:
+        lines.append(f"- Every job ranked: artifact `sweep/summary.csv`; the review notebook: `mktlab-review sweep_id={sweep_id}`")
+    return "\n".join(lines)
 
 
 def open_sweep(config: DictConfig) -> sw.SweepRecord:
@@ -90,6 +133,7 @@ def open_sweep(config: DictConfig) -> sw.SweepRecord:
         "mktlab.sweep_dir": sweep_dir,
         **provenance.code_state(Path(base["paths"]["root"]))[0],
         **{k: str(v) for k, v in (base.get("tags") or {}).items()},
+        NOTE: sweep_note(sweep_id, experiment_id, swept),
     }
     secrets = secret_values(base) | secrets_in_overrides(task_overrides)  # credentials never leave the process
     tags = {k: scrub_text(str(v), secrets) for k, v in tags.items()}
@@ -223,6 +267,12 @@ def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any
             best_run = client.get_run(best["run_id"])
             tracker.log_metrics(best_run.data.metrics)
             tracker.set_tags({"mktlab.best_run_id": best["run_id"], "mktlab.best_run_name": best["run_name"], "mktlab.main_metric": table.metric, "mktlab.main_metric_mode": table.mode})
+        swept = {key[len("sweep."):]: value for key, value in (table.parent.data.params if table.parent else {}).items()
+                 if key.startswith("sweep.") and key[len("sweep."):] in record.swept}
+        tracker.set_tags({NOTE: sweep_note(
+            record.sweep_id, record.experiment_id, {key: swept.get(key, "") for key in record.swept}, jobs=list(table.frame["run_id"]) if not table.frame.empty else [],
+            best=None if best is None else {"run_id": best["run_id"], "run_name": best["run_name"], "metric": table.metric, "mode": table.mode, "value": best[table.metric]},
+            failed=len(failed))})
         optuna = Path(record.sweep_dir, "optimization_results.yaml")
         if optuna.is_file():
             tracker.log_artifact(optuna, "sweep")
@@ -230,6 +280,10 @@ def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any
         table.show(console, rows=rows, title=f"sweep {record.sweep_id} (parent run {record.parent_run_id})")
         if best is not None:
             console.print(f"best: {best['run_name']} ({table.metric} {best[table.metric]:.4f}) · run {best['run_id']}", soft_wrap=True)
+        runs_route = links.runs_route(record.experiment_id, search=links.sweep_search(record.sweep_id))
+        console.print(f"the sweep in MLflow: {links.how_to_open(record.tracking_uri, runs_route)}", soft_wrap=True)
+        if best is not None:
+            console.print(f"its best run: {links.url(record.tracking_uri, links.run_route(record.experiment_id, best['run_id']))}", soft_wrap=True)
     finally:
         client.set_terminated(record.parent_run_id, status="FAILED" if failed else "FINISHED")
     if failed:
