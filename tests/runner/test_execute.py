@@ -154,3 +154,25 @@ def test_a_prepared_kernel_has_opened_the_runs_store_before_the_first_cell(tmp_p
         assert outcome.status == "FINISHED", outcome.error
         exists, cwd = nbformat.read(run_dir / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split()
         assert (exists, Path(cwd)) == ("True", run_dir)  # the good store was made before any cell ran
+
+
+def test_the_html_of_an_executed_notebook_needs_no_network(tmp_path):
+    """nbconvert's lab template loads require.js and MathJax from a CDN; mktlab's copy loads nothing."""
+    import base64
+    import re
+
+    from nbformat.v4 import new_markdown_cell, new_output
+
+    from mktlab.runner.execute import export_html
+
+    png = base64.b64encode(bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")).decode()
+    book = new_notebook(cells=[new_markdown_cell("# Reading\nThe model beats its baseline: $\\alpha < 1$."),
+                               new_code_cell("plot()", outputs=[new_output("display_data", data={"image/png": png, "text/plain": "<Figure>"})])])
+    nbformat.write(book, tmp_path / "run.ipynb")
+    html = export_html(tmp_path / "run.ipynb").read_text()
+    assert re.findall(r"<script[^>]*\bsrc=", html) == []  # no script from anywhere
+    assert "cdnjs" not in html and "require.min.js" not in html and "MathJax.Hub" not in html
+    assert f"data:image/png;base64,{png}" in html  # figures are inside the file
+    assert "jp-Notebook" in html and "The model beats its baseline" in html  # JupyterLab's look, the text as written

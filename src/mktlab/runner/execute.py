@@ -145,26 +145,36 @@ def mark_unfinished(output: Path, *, interrupted: bool) -> str | None:
     return f"cell {running}" + (f" (`{first[:60]}`)" if first else "")
 
 
+# nbconvert's `lab` template without the scripts it fetches from a CDN: the HTML opens offline.
+HTML_TEMPLATES = Path(__file__).with_name("templates")
+HTML_TEMPLATE = "mktlab_offline"
+
+
+def html_exporter() -> Any:
+    """nbconvert's HTML exporter as mktlab uses it: JupyterLab's look, images embedded, no CDN script."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name=HTML_TEMPLATE, extra_template_basedirs=[str(HTML_TEMPLATES)], embed_images=True)
+
+
 def _load_html_exporter() -> None:
     """Import nbconvert and load its HTML templates and highlighter while the notebook runs
     (this process only waits meanwhile), so `export_html` afterwards only converts."""
     try:
-        from nbconvert import HTMLExporter
         from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-        HTMLExporter().from_notebook_node(new_notebook(cells=[new_markdown_cell("*loading*"), new_code_cell("print(1)")]))
+        html_exporter().from_notebook_node(new_notebook(cells=[new_markdown_cell("*loading*"), new_code_cell("print(1)")]))
     except Exception:  # export_html reports nothing either: the .ipynb is logged all the same
         pass
 
 
 def export_html(notebook: Path) -> Path | None:
-    """An HTML copy of an executed notebook beside it (None when it cannot be read)."""
+    """An HTML copy of an executed notebook beside it, readable offline (None when it cannot be read)."""
     import nbformat
-    from nbconvert import HTMLExporter
 
     try:
         node = nbformat.read(notebook, as_version=4)
-        body, _ = HTMLExporter().from_notebook_node(node)
+        body, _ = html_exporter().from_notebook_node(node, resources={"metadata": {"path": str(notebook.parent)}})
     except Exception:  # a notebook cut off mid-write still gets its .ipynb logged
         return None
     html = notebook.with_suffix(".html")
