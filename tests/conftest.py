@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("helpers")
+pytest.register_assert_rewrite("helpers", "browser")
 
 from helpers import Store, assert_rerun_reproduces, composed, run_mktlab  # noqa: E402
+from browser import chromium, save_screenshot  # noqa: E402
 from mktlab.train import runtime  # noqa: E402
 
 # The process's one JAX set-up (compile cache, one CPU device per core), before any JAX computation.
@@ -38,3 +39,44 @@ def mktlab_cli(tmp_path: Path):
 def rerun_reproduces(store: Store, tmp_path: Path):
     """`rerun_reproduces(run)`: see `helpers.assert_rerun_reproduces`."""
     return lambda run: assert_rerun_reproduces(store, run, tmp_path)
+
+
+@pytest.fixture(scope="module")
+def browser_context():
+    """Headless Chromium with a fresh profile, shared by a module's browser tests."""
+    with chromium() as context:
+        yield context
+
+
+@pytest.fixture
+def page(browser_context, tmp_path: Path):
+    """A new tab; a failing test leaves `tmp_path/screenshot.png` of it (see `pytest_runtest_makereport`)."""
+    tab = browser_context.new_page()
+    yield tab
+    tab.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A browser test that fails leaves a screenshot of its page (`page` fixture) in its `tmp_path`; the path is in the report."""
+    outcome = yield
+    report = outcome.get_result()
+    page = item.funcargs.get("page") if report.failed and report.when == "call" else None
+    if page is None or not hasattr(page, "screenshot"):
+        return
+    try:
+        path = save_screenshot(page, Path(item.funcargs["tmp_path"]), "screenshot")
+        report.sections.append(("browser", f"screenshot of the page at the failure ({page.url}): {path}"))
+    except Exception as error:  # the browser itself broke: the failure says so already
+        report.sections.append(("browser", f"no screenshot: {type(error).__name__}: {error}"))
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Page load times, server start-ups and the PostgreSQL sweep's figures that the tests recorded (`record_property`)."""
+    lines = [f"{report.nodeid.split('::')[-1]}: {name}: {value}"
+             for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+             if report.when == "call" for name, value in report.user_properties if name in ("page load", "timing")]
+    if lines:
+        terminalreporter.write_sep("-", "timings recorded by the browser and PostgreSQL tests")
+        for line in lines:
+            terminalreporter.write_line(line)
