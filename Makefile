@@ -13,7 +13,7 @@ SERVER_WORKERS ?= 2
 # project's SQLite store. It reaches `mlflow server` through its environment, never its command line.
 BACKEND_FILE ?=
 
-.PHONY: help install demo test test-fast browser lab mlflow-ui mlflow-server bench clean
+.PHONY: help install demo test test-fast browser postgres lab mlflow-ui mlflow-server bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -29,17 +29,20 @@ install: $(STAMP)  ## create .venv and install mktlab with its dev tools
 demo: $(STAMP)  ## run the default job (matrix factorization on MovieLens) and print where to look
 	$(BIN)/mktlab
 
-# What the browser tests start, installed from Debian's packages when missing (CI runs as root).
+# What the browser and PostgreSQL tests start, installed from Debian's packages when missing (CI runs as root).
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 
-test: $(STAMP) browser  ## check that the layers run one way, then run the whole test suite (two workers; the browser tests included)
+test: $(STAMP) browser postgres  ## check that the layers run one way, then run the whole test suite (two workers; the browser and PostgreSQL tests included)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
 
 browser:  ## Debian's Chromium for the browser tests (`-m browser`), installed when missing
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
+
+postgres:  ## Debian's PostgreSQL server for the PostgreSQL tests (`-m postgres`), installed when missing
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -q && $(APT_INSTALL) postgresql; }
 
 test-fast: $(STAMP)  ## the suite without the slow (kernel, sweep) tests
 	$(BIN)/python -m pytest -m "not slow"
