@@ -16,7 +16,7 @@ from servers import jupyter_lab
 
 from browser import save_screenshot, timed
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("jupyterlab")]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 RUN_TIMEOUT_MS = 480_000  # the whole notebook, kernel start included, on a loaded two-core machine
 

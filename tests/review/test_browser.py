@@ -26,7 +26,7 @@ from browser import save_screenshot, timed
 from mktlab.config import flatten
 from mktlab.tracking import get_client, links
 
-pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.xdist_group("mlflow_ui")]
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 TINY = ["debug=tiny", "data.subsample=2000", "trainer.progress=false"]
 DIMS = (8, 16)
@@ -170,3 +170,18 @@ def test_params_hold_the_config_only(sweep: Sweep, tmp_path: Path) -> None:
     assert set(sweep.parent.data.params) == {"sweep.model.dim", "sweep.sweeper", "sweep.launcher"}
     assert sweep.parent.data.tags["mktlab.swept"] == "model.dim"
     assert [run.info.run_name for run in sweep.children] == [f"model.dim={dim}" for dim in DIMS]  # the jobs keep their names
+
+
+def test_once_the_browser_chose_model_training_the_experiments_list_opens_the_runs_table(sweep: Sweep, page: Any, record_property: Any) -> None:
+    """The UI's own navigation (README, *Reviewing runs*): MLflow 3.17 opens an experiment in the view the
+    browser remembers (GenAI at first, whatever `mlflow.experimentKind` says); one switch is remembered."""
+    experiment = page.locator(f"a[href='#/experiments/{sweep.parent.info.experiment_id}']").filter(has_text="mf")  # in the list
+    timed(record_property, "the experiments list", lambda: (page.goto(f"{sweep.ui}/#/experiments"), expect(experiment).to_be_visible()))
+    page.get_by_role("button", name="Model training").click()
+    experiment.click()
+    expect(page.get_by_role("link", name=sweep.parent.info.run_name)).to_be_visible()
+    assert "/runs" in page.url and "workflowType=machine_learning" in page.url
+    page.goto(f"{sweep.ui}/#/experiments")  # remembered: the next visit lands on the runs table too
+    experiment.click()
+    expect(page.get_by_role("link", name=sweep.parent.info.run_name)).to_be_visible()
+    save_screenshot(page, sweep.folder, "experiments_list_to_runs")
