@@ -56,6 +56,24 @@ def page(browser_context, tmp_path: Path):
     tab.close()
 
 
+HEAVY_MARKERS = {"slow": 1, "browser": 3, "postgres": 3}
+# single tests of two to three minutes each (`--durations`): they start first of all
+LONGEST = ("scaffold/test_scaffold.py", "test_secrets.py", "models/test_contract.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The heaviest test files first (`make test` hands whole files to its two workers): the long
+    kernel, sweep, browser and server tests start at once, and the quick ones fill in behind them,
+    so no worker is left alone with a long file at the end."""
+    weight: dict[Path, int] = {}
+    for item in items:
+        weight[item.path] = weight.get(item.path, 0) + sum(w for m, w in HEAVY_MARKERS.items() if item.get_closest_marker(m))
+    for path in weight:
+        if path.as_posix().endswith(LONGEST):
+            weight[path] += 100
+    items.sort(key=lambda item: -weight[item.path])  # stable: a file's tests keep their order
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """A browser test that fails leaves a screenshot of its page (`page` fixture) in its `tmp_path`; the path is in the report."""
