@@ -1,8 +1,10 @@
 """One training epoch of the LSTM click predictor: mktlab (JAX) against PyTorch (`nn.LSTM`, CPU).
 
 Same data (the training split of the configured click log), same architecture (item
-embedding -> LSTM over the masked history -> [final state, target embedding] -> dense
-ReLU -> logit), same batch size, sequence length, loss and optimizer (Adam), full
+embedding -> LSTM over the masked history -> [pooled outputs (last state, mean or the
+target's DIN-style attention), target embedding, item feature columns] -> dense ReLU ->
+logit, plus the user-item affinity term over the longer history and the target's attention
+over it when configured), same batch size, sequence length, loss and optimizer (Adam), full
 minibatches of a shuffled epoch on both sides. mktlab runs as configured: by default each
 core is a JAX device and takes an equal share of the batch (`trainer.data_parallel`);
 `--single-thread` keeps JAX on one device and one thread. PyTorch is timed with one thread and with every core (`--torch-threads`), because
@@ -34,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import report_ratio, task_epoch  # noqa: E402
 
 
-def torch_epoch(cfg, data, *, packed: bool, warmup_batches: int = 5):
-    """`epoch()`: one PyTorch training epoch per call, after a warm-up of a few batches."""
+def torch_epoch(cfg, data, arrays, *, packed: bool, warmup_batches: int = 5):
+    """`epoch()`: one PyTorch training epoch per call over the model inputs `arrays`, after a warm-up of a few batches."""
     import torch
     from torch import nn
 
@@ -43,6 +45,22 @@ def torch_epoch(cfg, data, *, packed: bool, warmup_batches: int = 5):
     torch.manual_seed(cfg.seed)
     use_labels = cfg.data.use_labels
     directions = 2 if m.bidirectional else 1
+    width = m.hidden * directions
+    num_features = arrays["features"].shape[1] if "features" in arrays else 0
+    long = "long_history" in arrays
+
+    class Attention(nn.Module):  # DIN-style, as mktlab.models.lstm.module.TargetAttention
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.query = nn.Linear(m.embed_dim, width)
+            self.hidden = nn.Linear(4 * width, m.attention_units)
+            self.score = nn.Linear(m.attention_units, 1)
+
+        def forward(self, outputs, mask, target):
+            q = self.query(target).unsqueeze(1).expand_as(outputs)
+            logits = self.score(torch.relu(self.hidden(torch.cat([outputs, q, outputs * q, outputs - q], dim=-1)))).squeeze(-1)
+            weights = torch.softmax(logits.masked_fill(~mask, -1e9), dim=-1) * mask
+            return torch.einsum("bt,btd->bd", weights, outputs)
 
     class TorchClickLSTM(nn.Module):
         def __init__(self) -> None:
@@ -50,14 +68,25 @@ def torch_epoch(cfg, data, *, packed: bool, warmup_batches: int = 5):
             self.embed = nn.Embedding(data.num_embeddings, m.embed_dim)
             self.lstm = nn.LSTM(m.embed_dim + int(use_labels), m.hidden, num_layers=m.layers, batch_first=True,
                                 bidirectional=m.bidirectional, dropout=m.dropout if m.layers > 1 else 0.0)
-            self.dense = nn.Linear(m.hidden * directions + m.embed_dim, m.dense)
+            pooled = width * (2 if m.pooling == "last_attention" else 1)
+            self.attention = Attention(width) if "attention" in m.pooling else None
+            self.long_attention = Attention(m.embed_dim + 1) if m.long_attention else None
+            pooled += m.embed_dim + 1 if m.long_attention else 0
+            if m.affinity_dim:
+                self.affinity_history = nn.Embedding(2 * data.num_embeddings, m.affinity_dim)
+                self.affinity_target = nn.Embedding(data.num_embeddings, m.affinity_dim)
+            self.dense = nn.Linear(pooled + m.embed_dim + num_features, m.dense)
             self.dropout = nn.Dropout(m.dropout)
             self.out = nn.Linear(m.dense, 1)
 
-        def forward(self, history, history_clicks, lengths, items):
+        def forward(self, history, history_clicks, lengths, items, features=None, long_history=None, long_clicks=None, long_lengths=None):
+            if long_history is None:
+                long_history, long_clicks, long_lengths = history, history_clicks, lengths
+            target = self.embed(items)
             x = self.embed(history)
             if use_labels:
                 x = torch.cat([x, history_clicks.unsqueeze(-1)], dim=-1)
+            outputs = None
             if packed:
                 seq = nn.utils.rnn.pack_padded_sequence(x, lengths.clamp(min=1), batch_first=True, enforce_sorted=False)
                 _, (h, _) = self.lstm(seq)
@@ -69,20 +98,36 @@ def torch_epoch(cfg, data, *, packed: bool, warmup_batches: int = 5):
                 if m.bidirectional:
                     raise SystemExit("the unpacked variant masks the forward direction only; use packed for bidirectional")
             state = state * (lengths > 0).unsqueeze(-1)
-            z = self.dropout(torch.relu(self.dense(torch.cat([state, self.embed(items)], dim=-1))))
-            return self.out(z).squeeze(-1)
+            parts = [state]
+            if m.pooling != "last":
+                if outputs is None:
+                    raise SystemExit(f"model.pooling={m.pooling} reads every output: run without --packed")
+                mask = torch.arange(history.shape[1]).unsqueeze(0) < lengths.unsqueeze(1)
+                if m.pooling == "mean":
+                    parts = [(outputs * mask.unsqueeze(-1)).sum(1) / lengths.clamp(min=1).unsqueeze(-1)]
+                else:
+                    attended = self.attention(outputs, mask, target)
+                    parts = [attended] if m.pooling == "attention" else [state, attended]
+            if self.long_attention is not None:
+                long_mask = torch.arange(long_history.shape[1]).unsqueeze(0) < long_lengths.unsqueeze(1)
+                seen = torch.cat([self.embed(long_history), long_clicks.unsqueeze(-1)], dim=-1)
+                parts.append(self.long_attention(seen, long_mask, target))
+            parts.append(target)
+            if features is not None:
+                parts.append(features)
+            z = self.dropout(torch.relu(self.dense(torch.cat(parts, dim=-1))))
+            logits = self.out(z).squeeze(-1)
+            if m.affinity_dim:
+                long_mask = (torch.arange(long_history.shape[1]).unsqueeze(0) < long_lengths.unsqueeze(1)).float()
+                rows = self.affinity_history(2 * long_history + (long_clicks > 0.5).long() * int(use_labels))
+                user = (rows * long_mask.unsqueeze(-1)).sum(1) / long_lengths.clamp(min=1).float().sqrt().unsqueeze(-1)
+                logits = logits + (user * self.affinity_target(items)).sum(-1)
+            return logits
 
     model = TorchClickLSTM()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=(cfg.optim.b1, cfg.optim.b2), eps=cfg.optim.eps)
     loss_fn = nn.BCEWithLogitsLoss()
-    arrays = data.train.arrays()
-    tensors = {
-        "history": torch.from_numpy(arrays["history"].astype(np.int64)),
-        "history_clicks": torch.from_numpy(arrays["history_clicks"]),
-        "lengths": torch.from_numpy(arrays["lengths"].astype(np.int64)),
-        "items": torch.from_numpy(arrays["items"].astype(np.int64)),
-        "clicks": torch.from_numpy(arrays["clicks"]),
-    }
+    tensors = {k: torch.from_numpy(v.astype(np.int64) if v.dtype.kind in "iu" else v) for k, v in arrays.items()}
     n, batch_size = len(arrays["items"]), min(cfg.trainer.batch_size, len(arrays["items"]))
     steps = max(n // batch_size, 1)  # full batches, as mktlab's scanned epoch
 
@@ -93,7 +138,8 @@ def torch_epoch(cfg, data, *, packed: bool, warmup_batches: int = 5):
             rows = order[step * batch_size : (step + 1) * batch_size]
             batch = {k: v[rows] for k, v in tensors.items()}
             optimizer.zero_grad(set_to_none=True)
-            logits = model(batch["history"], batch["history_clicks"], batch["lengths"], batch["items"])
+            logits = model(batch["history"], batch["history_clicks"], batch["lengths"], batch["items"], batch.get("features"),
+                           batch.get("long_history"), batch.get("long_clicks"), batch.get("long_lengths"))
             loss_fn(logits, batch["clicks"]).backward()
             optimizer.step()
 
@@ -117,17 +163,18 @@ def main() -> None:
     import jax
     import torch
 
-    from mktlab.config import compose, to_dataclasses
-    from mktlab.data import load
-    from mktlab.train.lstm import build_task
+    from mktlab.models import registry
+    from mktlab.models.lstm.training import build_task, model_inputs
     from mktlab.train.steps import training_mesh
 
-    cfg = to_dataclasses(compose(["model=lstm", "trainer.progress=false", *args.overrides]))
-    data = load(cfg)
+    cfg = registry.typed(registry.compose(["model=lstm", "trainer.progress=false", *args.overrides]))
+    data = registry.load_data(cfg)
+    arrays = model_inputs(cfg, data, data.train)
     m = cfg.model
     print(f"data: {len(data.train)} training impressions, {data.num_embeddings} item rows, max_len {data.max_len}, "
           f"batch {cfg.trainer.batch_size}; model: embed {m.embed_dim}, hidden {m.hidden}, layers {m.layers}, "
-          f"bidirectional {m.bidirectional}, dense {m.dense}, labels {cfg.data.use_labels}")
+          f"bidirectional {m.bidirectional}, dense {m.dense}, labels {cfg.data.use_labels}, pooling {m.pooling}, "
+          f"item features {m.item_features}, affinity {m.affinity_dim}, long attention {m.long_attention} (long_len {cfg.data.long_len})")
     mesh = training_mesh(cfg.trainer, len(data.train))
     print(f"mktlab splits each batch over {mesh.devices.size if mesh is not None else 1} device(s)")
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform} ({1 if args.single_thread else cores} thread(s)); "
@@ -138,7 +185,7 @@ def main() -> None:
     for threads in sorted({int(t) for t in args.torch_threads.split(",")}):
         for packed in [True] if m.bidirectional else ([False, True] if args.packed else [False]):
             torch.set_num_threads(threads)
-            epoch = torch_epoch(cfg, data, packed=packed)
+            epoch = torch_epoch(cfg, data, arrays, packed=packed)
             epochs[f"PyTorch {'packed' if packed else 'gather'}, {threads} thr"] = (
                 lambda epoch=epoch, threads=threads: (torch.set_num_threads(threads), epoch())
             )

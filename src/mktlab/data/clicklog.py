@@ -15,9 +15,16 @@ impressions (`split=per_user`) or everything after a global cut-off (`split=glob
 A held-out impression's history is `rolling` by default: it includes the user's earlier
 held-out impressions (and their clicks), as when scoring online. With `frozen`, every
 held-out impression of a user sees the history from before its split's window, as when
-ranking candidates at one moment; per-user metrics such as GAUC assume that setting
-(within a short window of rolling histories, a click early in the window leaves fewer
-for the rest, which penalizes any model that reads recent clicks).
+ranking candidates at one moment. Per-user metrics such as GAUC assume that setting and
+are computed on the histories `data.gauc_history` names (frozen by default): within a
+user's short window of rolling histories, the later impression of any pair with opposite
+labels holds the earlier one's label, always the opposite of its own, so GAUC on rolling
+histories is biased against any model that reads recent clicks (even with clicks shuffled
+within the window).
+
+With `long_len` > 0 every impression also carries a longer history (the user's previous
+`long_len` items, built the same way) for model branches that read more of the past than
+the LSTM does.
 
 Item indices are learnt on the training impressions: `1..num_items` for items seen at
 least `min_item_count` times, `oov_id` for every other item, `PAD` (0) for padding.
@@ -223,21 +230,24 @@ def build_histories(
 
 
 def keep_last(arrays: dict[str, np.ndarray], k: int) -> dict[str, np.ndarray]:
-    """A copy of model inputs in which each history keeps only its last `k` items (still left-aligned).
+    """A copy of model inputs in which each history (and the longer one, if any) keeps only its last `k` items
+    (still left-aligned).
 
     Scoring the same impressions with shorter histories shows how much the older items add.
     """
-    history, clicks, lengths = arrays["history"], arrays["history_clicks"], arrays["lengths"]
-    kept = np.minimum(lengths, k).astype(np.int32)
-    slots = np.arange(history.shape[1])
-    source = np.clip((lengths - kept)[:, None] + slots[None, :], 0, history.shape[1] - 1)
-    valid = slots[None, :] < kept[:, None]
-    return {
-        **arrays,
-        "history": np.where(valid, np.take_along_axis(history, source, axis=1), PAD).astype(np.int32),
-        "history_clicks": np.where(valid, np.take_along_axis(clicks, source, axis=1), 0.0).astype(np.float32),
-        "lengths": kept,
-    }
+    out = dict(arrays)
+    for items_key, clicks_key, lengths_key in (("history", "history_clicks", "lengths"), ("long_history", "long_clicks", "long_lengths")):
+        if items_key not in arrays:
+            continue
+        history, clicks, lengths = arrays[items_key], arrays[clicks_key], arrays[lengths_key]
+        kept = np.minimum(lengths, k).astype(np.int32)
+        slots = np.arange(history.shape[1])
+        source = np.clip((lengths - kept)[:, None] + slots[None, :], 0, history.shape[1] - 1)
+        valid = slots[None, :] < kept[:, None]
+        out[items_key] = np.where(valid, np.take_along_axis(history, source, axis=1), PAD).astype(np.int32)
+        out[clicks_key] = np.where(valid, np.take_along_axis(clicks, source, axis=1), 0.0).astype(np.float32)
+        out[lengths_key] = kept
+    return out
 
 
 def pad_history(items: np.ndarray, clicks: np.ndarray | None, *, max_len: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -268,19 +278,25 @@ class ClickSplit:
     users: np.ndarray  # int64 (n,): original user id (GAUC groups, baseline features)
     item_ids: np.ndarray  # int64 (n,): original target item id
     timestamps: np.ndarray  # int64 (n,)
+    long_history: np.ndarray | None = None  # int32 (n, long_len): the longer history (`data.long_len`), None without
+    long_clicks: np.ndarray | None = None  # float32 (n, long_len)
+    long_lengths: np.ndarray | None = None  # int32 (n,)
 
     def __len__(self) -> int:
         return len(self.clicks)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """What the model's steps consume."""
-        return {
+        out = {
             "history": self.history,
             "history_clicks": self.history_clicks,
             "lengths": self.lengths,
             "items": self.items,
             "clicks": self.clicks,
         }
+        if self.long_history is not None:
+            out.update(long_history=self.long_history, long_clicks=self.long_clicks, long_lengths=self.long_lengths)
+        return out
 
     @property
     def ctr(self) -> float:
@@ -299,6 +315,9 @@ class ClickLogData:
     source: str
     held_out_history: str = "rolling"  # how held-out impressions see their history (rolling | frozen)
     alternate_test: dict[str, ClickSplit] = field(default_factory=dict)  # the test split under the other history mode
+    alternate_val: dict[str, ClickSplit] = field(default_factory=dict)  # the validation split under the other history mode
+    gauc_history: str = "rolling"  # the histories per-user ranking metrics (GAUC) are computed on (rolling | frozen)
+    long_len: int = 0  # items of the longer history each impression carries (0: none)
     extra: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -317,6 +336,12 @@ class ClickLogData:
 
     def encode_items(self, item_ids: np.ndarray) -> np.ndarray:
         return encode_items(self.vocabulary, item_ids)
+
+    def ranking_split(self, name: str) -> ClickSplit:
+        """The held-out split `name` ("val" or "test") under `gauc_history`: the impressions GAUC ranks."""
+        if self.gauc_history == self.held_out_history:
+            return getattr(self, name)
+        return (self.alternate_val if name == "val" else self.alternate_test)[self.gauc_history]
 
     def summary(self) -> dict[str, float]:
         out: dict[str, float] = {"num_items": self.num_items, "max_len": self.max_len}
@@ -382,20 +407,31 @@ def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Se
         raise DataError(f"the {cfg.split} split of {source or 'the click log'} left no training impressions")
     vocabulary = item_vocabulary(item_ids[train_rows], min_count=cfg.min_item_count)
     items = encode_items(vocabulary, item_ids)
-    if cfg.held_out_history not in HELD_OUT_HISTORIES:
-        raise DataError(f"data.held_out_history={cfg.held_out_history!r}: expected {' or '.join(HELD_OUT_HISTORIES)}")
+    for key in ("held_out_history", "gauc_history"):
+        if getattr(cfg, key) not in HELD_OUT_HISTORIES:
+            raise DataError(f"data.{key}={getattr(cfg, key)!r}: expected {' or '.join(HELD_OUT_HISTORIES)}")
+    if cfg.long_len < 0:
+        raise DataError(f"data.long_len={cfg.long_len}: expected 0 (none) or more")
     role = np.zeros(len(log), np.int8)
     role[val_rows], role[test_rows] = 1, 2
     histories = {
         mode: build_histories(users, items, clicks, timestamps, max_len=cfg.max_len, frozen=role if mode == "frozen" else None)
         for mode in HELD_OUT_HISTORIES
     }
+    long = {
+        mode: build_histories(users, items, clicks, timestamps, max_len=cfg.long_len, frozen=role if mode == "frozen" else None)
+        for mode in HELD_OUT_HISTORIES
+    } if cfg.long_len > 0 else {}
 
     def part(idx: np.ndarray, mode: str = cfg.held_out_history) -> ClickSplit:
         h = histories[mode]
+        longer = {}
+        if long:
+            g = long[mode]
+            longer = {"long_history": g.items[idx], "long_clicks": g.clicks[idx], "long_lengths": g.lengths[idx]}
         return ClickSplit(
             history=h.items[idx], history_clicks=h.clicks[idx], lengths=h.lengths[idx],
-            items=items[idx], clicks=clicks[idx], users=users[idx], item_ids=item_ids[idx], timestamps=timestamps[idx],
+            items=items[idx], clicks=clicks[idx], users=users[idx], item_ids=item_ids[idx], timestamps=timestamps[idx], **longer,
         )
 
     other = next(mode for mode in HELD_OUT_HISTORIES if mode != cfg.held_out_history)
@@ -406,7 +442,8 @@ def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Se
     return ClickLogData(
         train=part(train_rows), val=part(val_rows), test=part(test_rows), vocabulary=vocabulary,
         titles=titles if titles is not None else pd.Series(dtype=str), max_len=cfg.max_len, split=cfg.split,
-        source=source, held_out_history=cfg.held_out_history, alternate_test={other: part(test_rows, other)}, extra=extra,
+        source=source, held_out_history=cfg.held_out_history, alternate_test={other: part(test_rows, other)},
+        alternate_val={other: part(val_rows, other)}, gauc_history=cfg.gauc_history, long_len=cfg.long_len, extra=extra,
     )
 
 

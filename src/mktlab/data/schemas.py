@@ -107,6 +107,8 @@ class ClickLogDataConfig(DataConfig):
     test_frac: float = fraction()
     min_item_count: int = at_least(1)
     held_out_history: str = one_of("rolling", "frozen")
+    gauc_history: str = one_of("rolling", "frozen")
+    long_len: int = at_least(0)
 
     def invalid(self) -> list[Rule]:
         file_needs_path = require(self.source != "file" or self.path is not None, "path", self.path,

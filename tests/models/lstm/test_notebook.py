@@ -10,11 +10,11 @@ from helpers import artifact_paths
 pytestmark = pytest.mark.slow
 
 TINY = ["model=lstm", "debug=tiny", "trainer.epochs=2", "data.subsample=3000", "data.max_len=8",
-        "model.embed_dim=8", "model.hidden=8", "model.dense=8", "trainer.batch_size=256", "trainer.progress=false"]
+        "model.embed_dim=8", "model.hidden=8", "model.dense=8", "trainer.batch_size=256", "trainer.progress=false", "data.long_len=16"]
 
 
 def test_lstm_notebook_run_records_metrics_baselines_figures_and_models(store, mktlab_cli, monkeypatch) -> None:
-    done = mktlab_cli([*TINY, *store.overrides])
+    done = mktlab_cli([*TINY, "trainer.num_seeds=1", *store.overrides])
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = store.runs("lstm")
     assert run.info.status == "FINISHED"
@@ -27,6 +27,9 @@ def test_lstm_notebook_run_records_metrics_baselines_figures_and_models(store, m
                 "baseline_test_logreg_roc_auc", "baseline_test_logreg_gauc"):
         assert np.isfinite(metrics[key]), key
     assert 0.4 < metrics["test_roc_auc"] <= 1.0
+    # GAUC ranks each user's test impressions from frozen histories; the rolling one is kept beside it
+    assert metrics["test_gauc"] == metrics["test_frozen_gauc"] and np.isfinite(metrics["test_rolling_gauc"])
+    assert len(store.client.get_metric_history(run.info.run_id, "val_rolling_gauc")) == 2
     artifacts = artifact_paths(store.client, run.info.run_id)
     assert {"notebook/lstm.ipynb", "figures/learning_curve.png", "figures/roc_curve.png", "figures/calibration.png",
             "figures/auc_by_history_length.png", "auc_by_history_length.csv", "auc_by_items_seen.csv",
@@ -45,3 +48,16 @@ def test_lstm_notebook_run_records_metrics_baselines_figures_and_models(store, m
     served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/pyfunc_model")
     answer = served.predict(pd.DataFrame({"recent_items": [[1, 2, 3]], "candidate_items": [[1, 2]]}))
     assert len(answer["click_probabilities"].iloc[0]) == 2
+
+
+def test_the_default_seeds_run_logs_their_ensemble_against_the_baselines(store, mktlab_cli) -> None:
+    done = mktlab_cli([*TINY, "trainer.num_seeds=2", *store.overrides])
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = store.runs("lstm")
+    [parent] = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len([r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]) == 2
+    metrics = parent.data.metrics
+    for key in ("test_ensemble_roc_auc", "test_ensemble_gauc", "test_ensemble_rolling_gauc", "val_ensemble_roc_auc", "val_ensemble_gauc",
+                "test_roc_auc", "test_roc_auc_std", "test_gauc", "test_rolling_gauc", "baseline_test_logreg_gauc"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["num_seeds"] == 2 and "ensemble_by_seed.csv" in artifact_paths(store.client, parent.info.run_id)

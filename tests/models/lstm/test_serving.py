@@ -27,7 +27,8 @@ LOG = pd.DataFrame(
     }
 )
 TINY = ("model=lstm", "model.embed_dim=4", "model.hidden=5", "model.dense=3", "data.use_labels=true", "data.max_len=3",
-        "data.val_per_user=1", "data.test_per_user=1", "data.min_item_count=1")
+        "data.val_per_user=1", "data.test_per_user=1", "data.min_item_count=1", "model.item_features=false", "model.affinity_dim=0",
+        "model.long_attention=false", "model.pooling=last")
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,23 @@ def test_bad_requests_say_what_is_wrong(fitted, tmp_path) -> None:
     with pytest.raises(ValueError, match="click flags"):
         score_requests(score, data.vocabulary, data.max_len,
                        pd.DataFrame({"recent_items": [[10, 11]], "recent_clicks": [[1]], "candidate_items": [[10]]}))
+
+
+def test_pyfunc_with_item_columns_and_a_longer_history_computes_them_from_what_it_saved(tmp_path) -> None:
+    from mktlab.models.lstm.training import item_features
+
+    cfg = composed(*TINY, "model.item_features=true", "model.affinity_dim=3", "model.long_attention=true", "data.long_len=5")
+    data = make_click_data(LOG, cfg.data)
+    kwargs = module_kwargs(cfg, data)
+    model = ClickLSTM(**kwargs, rngs=nnx.Rngs(1))
+    features = item_features(cfg, data)
+    loaded = mlflow.pyfunc.load_model(str(save_pyfunc(model, kwargs, data, tmp_path / "pyfunc", features=features, long_len=5)))
+    answer = loaded.predict(request())
+    recent, flags, candidates = np.array([10, 11, 12, 13]), np.array([1, 0, 1, 1]), np.array([14, 15, 10])
+    history, clicks, length = pad_history(data.encode_items(recent), flags, max_len=data.max_len)
+    long_history, long_clicks, long_length = pad_history(data.encode_items(recent), flags, max_len=5)
+    arrays = {"history": np.tile(history, (3, 1)), "history_clicks": np.tile(clicks, (3, 1)), "lengths": np.full(3, length, np.int32),
+              "items": data.encode_items(candidates), "features": features(candidates), "long_history": np.tile(long_history, (3, 1)),
+              "long_clicks": np.tile(long_clicks, (3, 1)), "long_lengths": np.full(3, long_length, np.int32)}
+    np.testing.assert_allclose(answer["click_probabilities"].iloc[0], predict(model, arrays), rtol=1e-5)
+    assert long_length == 4 and length == 3  # the longer history holds the item the LSTM's window cut

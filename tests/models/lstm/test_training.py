@@ -11,7 +11,7 @@ import pytest
 from helpers import composed, replace_in
 from mktlab.config import ConfigError
 from mktlab.data.clicklog import make_click_data
-from mktlab.models.lstm.training import build_task, predict
+from mktlab.models.lstm.training import build_task, model_inputs, predict
 from mktlab.train.loop import fit_loop
 
 # A small LSTM on one core (`trainer=default`: no data-parallel split), no early stopping.
@@ -43,7 +43,7 @@ def test_loss_falls_and_the_model_learns_a_history_dependent_click() -> None:
     losses = [row["train_loss"] for row in result.history]
     assert losses[-1] < 0.8 * losses[0]
     assert result.best_score > 0.75  # validation AUC; only the previous item tells a click (0.5 without the history)
-    scores = predict(result.model, data.test.arrays())
+    scores = predict(result.model, model_inputs(cfg, data, data.test))
     assert scores.shape == (len(data.test),) and np.all((scores > 0) & (scores < 1))
 
 

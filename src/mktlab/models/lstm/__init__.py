@@ -16,4 +16,5 @@ spec = ModelSpec(
     notebook=Path("notebooks/lstm.ipynb"),
     implementation="mktlab.models.lstm.evaluation:implementation",
     monitor=lambda cfg: Monitor(cfg.model.monitor, MONITORS[cfg.model.monitor]),
+    tiny=("debug=tiny", "trainer.num_seeds=1"),
 )

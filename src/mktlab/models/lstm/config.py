@@ -8,12 +8,13 @@ from omegaconf import MISSING
 
 from mktlab.config.checks import at_least, fraction, nested, one_of
 
+POOLINGS = ("last", "mean", "attention", "last_attention")
 MONITORS = {"val_roc_auc": "max", "val_gauc": "max", "val_log_loss": "min"}
 
 
 @dataclass(frozen=True)
 class LSTMEvalConfig:
-    smoothing: float = at_least(0.0)  # baselines: prior impressions (at the global CTR) behind each smoothed CTR
+    smoothing: float = at_least(0.0)  # baselines and item features: prior impressions (at the global CTR) behind each smoothed CTR
 
 
 @dataclass(frozen=True)
@@ -27,4 +28,10 @@ class LSTMConfig:
     dense: int = at_least(1)  # units of the ReLU layer on [final state, target embedding]
     unroll: int = at_least(1)  # time steps per iteration of the compiled scan (speed only)
     monitor: str = one_of(*MONITORS)  # early stopping and the kept epoch
+    pooling: str = one_of(*POOLINGS)  # how the LSTM's outputs become one vector (attention: the target's, DIN-style)
+    attention_units: int = at_least(1)  # attention: units of the ReLU layer that scores each position
+    item_features: bool = MISSING  # the target's smoothed training CTR and impressions join the dense layer
+    affinity_dim: int = at_least(0)  # user-item affinity term over data.long_len items (0: none)
+    long_attention: bool = MISSING  # the target's attention over the data.long_len items joins the dense layer
+    negatives: int = at_least(0)  # sampled negatives per training impression: its history with an item drawn from the log, not clicked
     eval: LSTMEvalConfig = nested(LSTMEvalConfig)

@@ -8,6 +8,11 @@ click probability:
                             "candidate_items": [2571, 4993]}]}
     -> {"predictions": [{"candidate_items": [2571, 4993], "click_probabilities": [0.71, 0.64]}]}
 
+The model reads the last `data.max_len` recent items with its LSTM and, when it has the
+affinity or long-attention branch, the last `data.long_len` with those (send the longer
+list: it is cut to each length); item feature columns come from the training counts saved
+with the model.
+
 Serve a run's model from the project environment (mktlab must be importable where it is
 served; an optional column such as `recent_clicks` goes in every record or in none):
 
@@ -32,8 +37,9 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
+from mktlab.data.click_features import ItemFeatures
 from mktlab.data.clicklog import encode_items, pad_history
-from mktlab.models.lstm.training import module_kwargs, scorer
+from mktlab.models.lstm.training import item_features, module_kwargs, scorer, uses_long_history
 from mktlab.tracking.pyfunc import log_pyfunc, pinned_requirements, without_progress_bars
 from mktlab.train.checkpoint import load_module, save_module
 from mktlab.train.loop import SeedResults
@@ -55,12 +61,15 @@ class ClickLSTMModel(mlflow.pyfunc.PythonModel):
         meta = json.loads(Path(context.artifacts["vocabulary"]).read_text())
         self.vocabulary = np.asarray(meta["vocabulary"], np.int64)
         self.max_len = int(meta["max_len"])
+        self.long_len = int(meta.get("long_len", 0))
+        self.features = ItemFeatures.from_json(meta["item_features"]) if meta.get("item_features") else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return score_requests(self.score, self.vocabulary, self.max_len, model_input)
+        return score_requests(self.score, self.vocabulary, self.max_len, model_input, features=self.features, long_len=self.long_len)
 
 
-def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: pd.DataFrame) -> pd.DataFrame:
+def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: pd.DataFrame, *,
+                   features: ItemFeatures | None = None, long_len: int = 0) -> pd.DataFrame:
     """Click probabilities of every candidate of every request row (see the module docstring).
 
     Args:
@@ -68,6 +77,8 @@ def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: p
         vocabulary: the original ids of the items with their own index.
         max_len: history length of the model's training data.
         requests: rows of `recent_items`, `candidate_items` and optionally `recent_clicks`.
+        features: the model's item columns (None: it reads none).
+        long_len: items of the longer history the model reads (0: none).
     """
     if isinstance(requests, dict):
         requests = pd.DataFrame(requests)
@@ -75,12 +86,14 @@ def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: p
     if missing:
         raise ValueError(f"request lacks column(s) {', '.join(missing)}; expected {', '.join(INPUT_COLUMNS)} (recent_clicks optional)")
     histories, clicks, lengths, items, owners = [], [], [], [], []
+    long_rows: list[tuple[np.ndarray, np.ndarray, int]] = []
     candidates_per_row = []
     for row, request in enumerate(requests.to_dict("records")):
         recent = _as_ids(request["recent_items"], "recent_items", row)
         flags = request.get("recent_clicks")
         flags = None if flags is None or (np.isscalar(flags) and pd.isna(flags)) else np.asarray(list(flags), np.float32)
         history, history_clicks, length = pad_history(encode_items(vocabulary, recent), flags, max_len=max_len)
+        longer = pad_history(encode_items(vocabulary, recent), flags, max_len=long_len) if long_len else None
         candidates = _as_ids(request["candidate_items"], "candidate_items", row)
         candidates_per_row.append(candidates)
         for item in encode_items(vocabulary, candidates):
@@ -89,12 +102,20 @@ def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: p
             lengths.append(length)
             items.append(item)
             owners.append(row)
+            if longer is not None:
+                long_rows.append(longer)
     arrays = {
         "history": np.asarray(histories, np.int32).reshape(-1, max_len),
         "history_clicks": np.asarray(clicks, np.float32).reshape(-1, max_len),
         "lengths": np.asarray(lengths, np.int32),
         "items": np.asarray(items, np.int32),
     }
+    if features is not None:
+        arrays["features"] = features(np.concatenate(candidates_per_row) if candidates_per_row else np.zeros(0, np.int64))
+    if long_len:
+        arrays["long_history"] = np.asarray([r[0] for r in long_rows], np.int32).reshape(-1, long_len)
+        arrays["long_clicks"] = np.asarray([r[1] for r in long_rows], np.float32).reshape(-1, long_len)
+        arrays["long_lengths"] = np.asarray([r[2] for r in long_rows], np.int32)
     probabilities = score(arrays) if len(items) else np.zeros(0)
     owners = np.asarray(owners, np.int64)
     return pd.DataFrame({
@@ -132,13 +153,17 @@ def example_request(data: Any) -> pd.DataFrame:
     return pd.DataFrame({"recent_items": [recent], "recent_clicks": [flags], "candidate_items": [[int(v) for v in data.vocabulary[:2]]]})
 
 
-def save_pyfunc(model: Any, kwargs: dict[str, Any], data: Any, path: str | Path) -> Path:
-    """Write the pyfunc model (module, vocabulary, signature, example) to the folder `path`."""
+def save_pyfunc(model: Any, kwargs: dict[str, Any], data: Any, path: str | Path, *, features: ItemFeatures | None = None,
+                long_len: int = 0) -> Path:
+    """Write the pyfunc model (module, vocabulary, item columns, signature, example) to the folder `path`.
+
+    `features`: the item columns the model reads (None: none); `long_len`: the longer history it reads (0: none)."""
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp, without_progress_bars():
         module_dir = save_module(model, Path(tmp) / "module", kwargs=kwargs)
         vocabulary = Path(tmp) / "vocabulary.json"
-        vocabulary.write_text(json.dumps({"vocabulary": [int(v) for v in data.vocabulary], "max_len": int(data.max_len)}))
+        vocabulary.write_text(json.dumps({"vocabulary": [int(v) for v in data.vocabulary], "max_len": int(data.max_len), "long_len": int(long_len),
+                                          "item_features": features.to_json() if features is not None else None}))
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=str(Path(__file__).with_name("serving_model.py")),  # models from code: nothing pickled
@@ -155,4 +180,6 @@ def log_serving_model(tracker: Any, cfg: Any, result: Any, data: Any) -> str | N
     if tracker is None:
         return None
     fitted = result.results[0] if isinstance(result, SeedResults) else result
-    return log_pyfunc(tracker, lambda folder: save_pyfunc(fitted.model, module_kwargs(cfg, data), data, folder), ARTIFACT_PATH)
+    features, long_len = item_features(cfg, data), cfg.data.long_len if uses_long_history(cfg) else 0
+    return log_pyfunc(tracker, lambda folder: save_pyfunc(fitted.model, module_kwargs(cfg, data), data, folder, features=features,
+                                                          long_len=long_len), ARTIFACT_PATH)
