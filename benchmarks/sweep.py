@@ -107,12 +107,18 @@ def main() -> None:
         for name, seconds in sides.items():
             print(f"  {name:<58} {seconds / n:6.2f} s/job   {seconds / n / base:5.2f}x")
         if args.optuna:
-            folder = work / "optuna"
-            store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
-            seconds = timed([str(BIN / "mktlab"), "-m", "sweep=mf_optuna", "hydra/launcher=joblib", "trainer.progress=false",
-                             *store, f"hydra.sweep.dir={folder / 'sweep'}"])
-            print(f"\n30-trial Optuna search on the default MF data (sweep=mf_optuna, joblib, 2 at a time): {seconds:.0f} s "
-                  f"({seconds / 30:.1f} s per trial)")
+            print("\n30-trial Optuna search on the default MF data (sweep=mf_optuna, joblib launcher, 2 trials at a time):")
+            searches = [("this checkout, the default MF (rating and ranking heads)", [], {}),
+                        ("this checkout, the rating head alone (experiment=mf_ratings_only)", ["experiment=mf_ratings_only"], {})]
+            if args.project:
+                other = Path(args.project).resolve()
+                searches.append((f"{other.name} (its default MF)", [], {"PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other)}))
+            for number, (name, extra, env) in enumerate(searches):
+                folder = work / f"optuna-{number}"
+                store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
+                seconds = timed([str(BIN / "mktlab"), "-m", "sweep=mf_optuna", *extra, "hydra/launcher=joblib", "trainer.progress=false",
+                                 *store, f"hydra.sweep.dir={folder / 'sweep'}"], env=env)
+                print(f"  {name:<70} {seconds:6.0f} s ({seconds / 30:.1f} s per trial)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -26,11 +26,19 @@ def test_mf_run_records_params_metrics_artifacts_and_status(store, mktlab_cli) -
     assert {"best_val_rmse", "best_epoch"} <= set(run.data.metrics)
     history = store.client.get_metric_history(run.info.run_id, "val_rmse")
     assert [m.step for m in history] == [1, 2, 3]
-    for key in ("test_rmse", "test_mae", "test_precision_at_10", "test_recall_at_10", "test_ndcg_at_10"):
+    for key in ("test_rmse", "test_mae", "test_precision_at_10", "test_recall_at_10", "test_ndcg_at_10", "test_hit_rate_at_10",
+                "test_coverage_at_10", "test_mean_popularity_at_10"):
         assert np.isfinite(run.data.metrics[key]), key
+        if key != "test_rmse" and key != "test_mae":  # the same protocol for most-popular and the rating head's lists
+            assert np.isfinite(run.data.metrics[f"baseline_test_popularity_{key.removeprefix('test_')}"]), key
+            assert np.isfinite(run.data.metrics[f"reference_test_rating_head_{key.removeprefix('test_')}"]), key
+    assert np.isfinite(run.data.metrics["baseline_test_biases_rmse"]) and np.isfinite(run.data.metrics["baseline_test_biases_mae"])
+    for key in ("test_ndcg_at_10", "baseline_test_popularity_ndcg_at_10", "test_rmse", "baseline_test_biases_rmse"):
+        assert key in done.stderr, key  # the run's summary shows the model beside its baselines
     artifacts = artifact_paths(store.client, run.info.run_id)
     assert {"config.yaml", "notebook/mf.ipynb", "notebook/mf.html", "figures/learning_curve.png",
-            "figures/error_histogram.png", "model/params.npz", "model/module.json", "recommendations_top10.csv"} <= artifacts
+            "figures/error_histogram.png", "figures/recommendation_popularity.png", "model/params.npz", "model/module.json",
+            "recommendations_top10.csv", "model_vs_popularity_top10.csv"} <= artifacts
     assert "run " + run.info.run_id in done.stderr and "test_rmse" in done.stderr and "mlflow ui" in done.stderr
 
     from mktlab.tracking.checkpoints import load_module_from_run
