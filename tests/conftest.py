@@ -57,8 +57,9 @@ def page(browser_context, tmp_path: Path):
 
 
 HEAVY_MARKERS = {"slow": 1, "browser": 3, "postgres": 3}
-# single tests of two to three minutes each (`--durations`): they start first of all
-LONGEST = ("scaffold/test_scaffold.py", "test_secrets.py", "models/test_contract.py")
+# files of one or a few tests of one to three minutes each (`--durations`): they start first of all
+LONGEST = ("scaffold/test_scaffold.py", "/tests/test_secrets.py", "models/test_contract.py", "runner/test_sweep_mf.py",
+           "runner/test_sweep_parallel.py", "runner/test_sweep_ray.py", "runner/test_sweep_server.py", "tracking/test_postgres.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

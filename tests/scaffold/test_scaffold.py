@@ -50,12 +50,12 @@ def test_a_new_model_runs_sweeps_reruns_reviews_and_passes_the_contract(tmp_path
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     store = [f"tracking.uri={uri}", f"tracking.artifact_root={tmp_path / 'store' / 'artifacts'}", "trainer.progress=false"]
     run([str(BIN / "mktlab"), f"model={NAME}", *store, f"hydra.run.dir={tmp_path / 'full'}"], tmp_path, site=site)
-    run([str(BIN / "mktlab"), f"model={NAME}", "debug=tiny", *store, f"hydra.run.dir={tmp_path / 'tiny'}"], tmp_path, site=site)
+    # debug=tiny as a sweep of two seeds
     run([str(BIN / "mktlab"), "-m", f"model={NAME}", "debug=tiny", "seed=0,1", *store, f"hydra.sweep.dir={tmp_path / 'sweep'}"], tmp_path,
         site=site)
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name(NAME).experiment_id])
-    assert len(runs) == 5 and all(r.info.status == "FINISHED" for r in runs)  # full, tiny, sweep parent and two jobs
+    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)  # the default run, a sweep's parent and two jobs
     full = next(r for r in runs if r.data.tags.get("mktlab.run_dir") == str(tmp_path / "full"))
     assert full.data.metrics["test_roc_auc"] > full.data.metrics["baseline_test_roc_auc"]  # the template model wins
     rerun = run([str(BIN / "mktlab-rerun"), full.info.run_id, "--tracking-uri", uri, "--run-dir", str(tmp_path / "rerun")], tmp_path,
