@@ -57,7 +57,7 @@ def timed(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | 
 
 def sweep_command(folder: Path, jobs: int, extra: list[str], *, binary: Path = BIN / "mktlab") -> list[str]:
     store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
-    return [str(binary), "-m", "model=mf", *TINY, f"seed=range(0,{jobs})", *store, f"hydra.sweep.dir={folder / 'sweep'}", *extra]
+    return [str(binary), "-m", "model=mf", *TINY, "seed=" + ",".join(map(str, range(jobs))), *store, f"hydra.sweep.dir={folder / 'sweep'}", *extra]
 
 
 def in_process(jobs: int) -> float:
@@ -93,7 +93,8 @@ def main() -> None:
             ("mktlab -m, basic launcher, a fresh kernel per job", ["runner.reuse_kernel=false"]),
             ("mktlab -m, joblib launcher (2 workers), kernels reused", ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]),
         ]:
-            folder = work / name.split(",")[1].strip().replace(" ", "-")
+            folder = work / "".join(c if c.isalnum() else "-" for c in name)  # a Hydra override value: no brackets
+            print(f"timing: {name}", flush=True)
             sides[name] = timed(sweep_command(folder, n, extra))
         if args.project:
             other = Path(args.project).resolve()
