@@ -232,3 +232,23 @@ def write_coil(folder: Path, *, n_train: int = 120, n_eval: int = 40, seed: int 
     write_lines(folder / "ticeval2000.txt", coil_rows(n_eval, rng))
     write_lines(folder / "tictgts2000.txt", eval_y[:, None])
     return train_y, eval_y
+
+
+def noisy_response_data(n: int = 1200, *, seed: int = 0, noise_columns: int = 4) -> Any:
+    """A small response table, split and encoded as the MLP gets it: buyers (about 10%) depend on
+    `x0`, on whether `x1` is 6 or 7 and on the code 3, with label noise, so that networks trained
+    from different seeds disagree; `noise_columns` columns carry no signal."""
+    import pandas as pd
+
+    from mktlab.data.tabular import TabularTable, prepare
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"x0": rng.integers(0, 10, n), "x1": rng.integers(0, 10, n)})
+    for j in range(noise_columns):
+        frame[f"z{j}"] = rng.integers(0, 10, n)
+    frame["code"] = rng.integers(1, 4, n)
+    logit = -3.6 + 0.25 * frame["x0"] + 1.6 * frame["x1"].isin([6, 7]) + 1.0 * (frame["code"] == 3)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-logit.to_numpy()))).astype(np.int8)
+    table = TabularTable(frame, labels, np.arange(1, n + 1), {"code": 3}, "noisy")
+    order = rng.permutation(n)
+    return prepare(table, np.sort(order[: n // 2]), np.sort(order[n // 2 : 3 * n // 4]), np.sort(order[3 * n // 4 :]))

@@ -6,14 +6,13 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from helpers import artifact_paths, write_coil
+from helpers import artifact_paths, noisy_response_data, write_coil
 from mktlab import session
 from mktlab.config import to_container
-from mktlab.data.tabular import TabularTable, load_tabular, prepare
+from mktlab.data.tabular import load_tabular
 from mktlab.evaluation.marketing import top_hits
 from mktlab.models import registry
 from mktlab.models.mlp import evaluation
@@ -25,25 +24,9 @@ from mktlab.train import SeedResults
 TINY = ["model=mlp", "trainer.progress=false", "model.hidden=[8]", "trainer.batch_size=64", "model.features=null", "model.levels=null"]
 
 
-def noisy(n: int = 1200, *, seed: int = 0, noise_columns: int = 4):
-    """Buyers (about 10%) depend on `x0`, on whether `x1` is 6 or 7 and on the code 3, with
-    label noise, so that networks trained from different seeds disagree; `noise_columns` columns
-    carry no signal."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"x0": rng.integers(0, 10, n), "x1": rng.integers(0, 10, n)})
-    for j in range(noise_columns):
-        frame[f"z{j}"] = rng.integers(0, 10, n)
-    frame["code"] = rng.integers(1, 4, n)
-    logit = -3.6 + 0.25 * frame["x0"] + 1.6 * frame["x1"].isin([6, 7]) + 1.0 * (frame["code"] == 3)
-    labels = (rng.random(n) < 1 / (1 + np.exp(-logit.to_numpy()))).astype(np.int8)
-    table = TabularTable(frame, labels, np.arange(1, n + 1), {"code": 3}, "noisy")
-    order = rng.permutation(n)
-    return prepare(table, np.sort(order[: n // 2]), np.sort(order[n // 2 : 3 * n // 4]), np.sort(order[3 * n // 4 :]))
-
-
 def test_an_ensemble_varies_less_than_a_single_seed(cfg_for) -> None:
     """Two ensembles of four seeds each disagree far less than two single seeds do."""
-    data = noisy()
+    data = noisy_response_data()
     cfg = cfg_for([*TINY, "trainer.seeds=[0,1,2,3,4,5,6,7]", "trainer.epochs=6", "trainer.patience=null"])
     fitted = session.fit(cfg, data)
     members = member_scores(fitted.results, data.test)
@@ -57,7 +40,7 @@ def test_an_ensemble_varies_less_than_a_single_seed(cfg_for) -> None:
 
 
 def test_the_ensemble_is_the_mean_of_the_members_probabilities_scored_once(cfg_for, monkeypatch) -> None:
-    data = noisy(seed=1)
+    data = noisy_response_data(seed=1)
     cfg = cfg_for([*TINY, "trainer.num_seeds=3", "trainer.epochs=4", "model.eval.cv_folds=2"])
     fitted = session.fit(cfg, data)
     assert isinstance(fitted, SeedResults) and fitted.seeds == [0, 1, 2]

@@ -8,36 +8,19 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 import pytest
 from flax import nnx
 from sklearn.metrics import roc_auc_score
 
-from helpers import composed
+from helpers import composed, noisy_response_data
 from mktlab import session
 from mktlab.config import ConfigError
-from mktlab.data.tabular import TabularTable, prepare
 from mktlab.models.mlp.evaluation import ensemble_scores
 from mktlab.models.mlp.module import ResponseMLP
 from mktlab.models.mlp.training import input_columns, level_encoding, module_kwargs
 
 # synthetic tables: the default attribute lists name Caravan attributes
 TINY = ["model=mlp", "trainer.progress=false", "model.hidden=[8]", "trainer.batch_size=64", "model.features=null", "model.levels=null"]
-
-
-def noisy(n: int = 1200, *, seed: int = 0, noise_columns: int = 4):
-    """Buyers (about 10%) depend on `x0`, on whether `x1` is 6 or 7 and on the code 3, with label
-    noise; `noise_columns` columns carry no signal."""
-    rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"x0": rng.integers(0, 10, n), "x1": rng.integers(0, 10, n)})
-    for j in range(noise_columns):
-        frame[f"z{j}"] = rng.integers(0, 10, n)
-    frame["code"] = rng.integers(1, 4, n)
-    logit = -3.6 + 0.25 * frame["x0"] + 1.6 * frame["x1"].isin([6, 7]) + 1.0 * (frame["code"] == 3)
-    labels = (rng.random(n) < 1 / (1 + np.exp(-logit.to_numpy()))).astype(np.int8)
-    table = TabularTable(frame, labels, np.arange(1, n + 1), {"code": 3}, "noisy")
-    order = rng.permutation(n)
-    return prepare(table, np.sort(order[: n // 2]), np.sort(order[n // 2 : 3 * n // 4]), np.sort(order[3 * n // 4 :]))
 
 
 def test_the_default_reads_25_caravan_attributes_and_three_levels() -> None:
@@ -65,7 +48,7 @@ def test_attribute_lists_are_checked_when_typed() -> None:
 
 
 def test_features_select_the_attributes_the_network_reads(cfg_for) -> None:
-    data = noisy(n=200)
+    data = noisy_response_data(n=200)
     names = list(data.numeric_names)
     assert input_columns(cfg_for(TINY), data) == (None, None)
     assert input_columns(cfg_for([*TINY, "model.features=[x0,code]"]), data) == ([0], [0])
@@ -100,7 +83,7 @@ def test_without_column_arguments_the_module_is_the_network_before_them() -> Non
 def test_reading_only_the_informative_attributes_wins_on_a_small_noisy_problem(cfg_for) -> None:
     """With 40 columns of noise and 300 training customers, the network that reads x0, x1 and
     the code ranks the test customers better than the one that reads everything."""
-    data = noisy(n=1200, seed=3, noise_columns=40)
+    data = noisy_response_data(n=1200, seed=3, noise_columns=40)
     train = data.train
     data = dataclasses.replace(data, train=dataclasses.replace(train, numeric=train.numeric[:300], categorical=train.categorical[:300],
                                                                labels=train.labels[:300], ids=train.ids[:300]))
@@ -113,7 +96,7 @@ def test_reading_only_the_informative_attributes_wins_on_a_small_noisy_problem(c
 
 
 def test_levels_enter_one_hot_encoded_by_their_codes(cfg_for) -> None:
-    data = noisy(n=300)
+    data = noisy_response_data(n=300)
     cfg = cfg_for([*TINY, "model.levels=[x1]", "model.features=[x0,x1]"])
     levels = level_encoding(cfg, data)
     assert levels["level_columns"] == [1] and levels["level_count"] == [10]
@@ -133,7 +116,7 @@ def test_levels_enter_one_hot_encoded_by_their_codes(cfg_for) -> None:
 def test_levels_let_a_small_network_learn_a_bump(cfg_for) -> None:
     """Buyers are likelier at x1 of 6 or 7 only: with x1's levels one-hot, a network of a single
     hidden unit finds that bump; on the standardized x1 alone it can only rank monotonically."""
-    data = noisy(n=3000, seed=4, noise_columns=0)
+    data = noisy_response_data(n=3000, seed=4, noise_columns=0)
     common = [*TINY, "model.hidden=[1]", "model.norm=none", "trainer.epochs=15", "trainer.seeds=[0,1]", "model.dropout=0.0",
               "optim.lr=0.01", "model.features=[x1]"]
     aucs = {}
