@@ -19,9 +19,16 @@ from mktlab.train import runtime  # noqa: E402
 runtime.setup()
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One empty store's SQLite file per test process; each test's `store` starts as a copy of it.
+    (Creating a store's tables on first use is tested by tests/tracking/test_store.py.)"""
+    return Store.empty(tmp_path_factory.mktemp("empty-store"))
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "store")
+def store(tmp_path: Path, empty_store: Path) -> Store:
+    return Store(tmp_path / "store", template=empty_store)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,10 +73,22 @@ def replace_in(cfg: Any, path: str, **changes: Any) -> Any:
 class Store:
     """A temporary MLflow store and the overrides that point a run at it."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, template: Path | None = None) -> None:
+        """`template`: an empty store's SQLite file to start from (a copy), so the commands under test
+        open a store whose tables exist instead of each creating them (about 2 s of MLflow migrations)."""
         self.root = root
         self.uri = f"sqlite:///{root / 'mlflow.db'}"
         self.artifacts = root / "mlartifacts"
+        if template is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, root / "mlflow.db")
+
+    @staticmethod
+    def empty(folder: Path) -> Path:
+        """A new store's SQLite file in `folder`, its tables created by MLflow (see `template`)."""
+        database = folder / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments(max_results=1)
+        return database
 
     @property
     def overrides(self) -> list[str]:

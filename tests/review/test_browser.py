@@ -24,7 +24,7 @@ from servers import mlflow_ui
 
 from browser import save_screenshot, timed
 from mktlab.config import flatten
-from mktlab.tracking import get_client, links
+from mktlab.tracking import links
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -52,10 +52,9 @@ class Sweep:
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> Sweep:
+def sweep(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Sweep:
     root = tmp_path_factory.mktemp("mlflow_ui")
-    store = Store(root / "store")
-    get_client({"uri": store.uri})  # the tables exist before the UI and the sweep open the store together
+    store = Store(root / "store", template=empty_store)  # the tables exist before the UI and the sweep open the store together
     ui = mlflow_ui(root, store_uri=store.uri, artifacts=store.artifacts)
     with ui.running(wait=False):
         env = {**os.environ, "PYTHONUNBUFFERED": "1", links.UI_ENV: ui.url}  # the links name this UI
