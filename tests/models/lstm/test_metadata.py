@@ -81,14 +81,15 @@ def test_genre_profile_ranks_a_users_unseen_movies_by_taste_where_item_embedding
     assert scores[True] > 0.75 and scores[True] > scores[False] + 0.1
 
 
-def test_metadata_columns_need_a_source_with_metadata() -> None:
+def test_metadata_columns_only_where_the_source_has_metadata() -> None:
     log, metadata = genre_log(n_users=10, items=50)
     cfg = composed(*TINY, "model.item_metadata=true", "model.metadata_profile=true", "model.item_features=true")
     data = make_click_data(log, cfg.data, item_metadata=metadata)
     inputs = model_inputs(cfg, data, data.val)
     assert inputs["features"].shape[1] == len(feature_names(cfg, data)) == 2 + (len(GENRES) + 2) + (2 * len(GENRES) + 3)
-    with pytest.raises(ValueError, match="lacks"):
-        model_inputs(cfg, make_click_data(log, cfg.data), data.val)
+    without = make_click_data(log, cfg.data)  # a source without metadata (a click-log file): no metadata columns, a warning
+    with pytest.warns(UserWarning, match="no item genres"):
+        assert model_inputs(cfg, without, without.val)["features"].shape[1] == len(feature_names(cfg, without)) == 2
 
 
 def test_partners_are_later_impressions_of_the_same_user_with_the_other_label() -> None:

