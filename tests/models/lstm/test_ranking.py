@@ -21,7 +21,7 @@ from mktlab.train.loop import SeedResults, fit_loop
 
 # A small LSTM on one core, no early stopping, none of the default's extras (each test turns on its own).
 TINY = ("model=lstm", "trainer=default", "model.embed_dim=8", "model.hidden=16", "model.dense=16", "model.dropout=0.0",
-        "model.item_features=false", "model.affinity_dim=0", "model.long_attention=false", "model.pooling=last",
+        "model.item_features=false", "model.item_metadata=false", "model.metadata_profile=false", "model.affinity_dim=0", "model.long_attention=false", "model.pooling=last",
         "data.max_len=4", "data.long_len=0", "data.use_labels=false", "data.val_per_user=5", "data.test_per_user=5",
         "data.min_item_count=1", "optim.lr=0.02", "optim.weight_decay=0.0", "trainer.epochs=6", "trainer.batch_size=128",
         "trainer.patience=null", "trainer.progress=false", "trainer.num_seeds=1")

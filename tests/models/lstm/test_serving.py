@@ -27,7 +27,7 @@ LOG = pd.DataFrame(
     }
 )
 TINY = ("model=lstm", "model.embed_dim=4", "model.hidden=5", "model.dense=3", "data.use_labels=true", "data.max_len=3",
-        "data.val_per_user=1", "data.test_per_user=1", "data.min_item_count=1", "model.item_features=false", "model.affinity_dim=0",
+        "data.val_per_user=1", "data.test_per_user=1", "data.min_item_count=1", "model.item_features=false", "model.item_metadata=false", "model.metadata_profile=false", "model.affinity_dim=0",
         "model.long_attention=false", "model.pooling=last")
 
 
@@ -119,3 +119,25 @@ def test_pyfunc_with_item_columns_and_a_longer_history_computes_them_from_what_i
               "long_clicks": np.tile(long_clicks, (3, 1)), "long_lengths": np.full(3, long_length, np.int32)}
     np.testing.assert_allclose(answer["click_probabilities"].iloc[0], predict(model, arrays), rtol=1e-5)
     assert long_length == 4 and length == 3  # the longer history holds the item the LSTM's window cut
+
+
+def test_pyfunc_with_metadata_columns_reads_genres_and_the_profile_from_what_it_saved(tmp_path) -> None:
+    from mktlab.data.movielens import item_metadata_frame
+    from mktlab.models.lstm.serving import metadata_columns_of
+    from mktlab.models.lstm.training import model_inputs
+
+    cfg = composed(*TINY, "model.item_metadata=true", "model.metadata_profile=true", "model.affinity_dim=3", "data.long_len=5")
+    metadata = item_metadata_frame(np.arange(10, 18), ["Action", "Comedy", "Action|Drama", "Drama", "Comedy", "Action", "Drama", ""],
+                                   [1990, 1995, 2000, None, 1980, 1999, 2001, 2010])
+    data = make_click_data(LOG, cfg.data, item_metadata=metadata)
+    kwargs = module_kwargs(cfg, data)
+    model = ClickLSTM(**kwargs, rngs=nnx.Rngs(1))
+    loaded = mlflow.pyfunc.load_model(str(save_pyfunc(model, kwargs, data, tmp_path / "pyfunc", long_len=5,
+                                                      metadata=metadata_columns_of(cfg, data))))
+    test = data.test  # each user's last impression, scored as a request from the user's earlier items
+    for row in range(len(test)):
+        earlier = LOG[(LOG.user_id == test.users[row]) & (LOG.timestamp < test.timestamps[row])].sort_values("timestamp")
+        known, flags = earlier["item_id"].astype(int).tolist(), earlier["clicked"].astype(int).tolist()
+        answer = loaded.predict(pd.DataFrame({"recent_items": [known], "recent_clicks": [flags], "candidate_items": [[int(test.item_ids[row])]]}))
+        inputs = {k: v[row:row + 1] for k, v in model_inputs(cfg, data, test).items()}
+        np.testing.assert_allclose(answer["click_probabilities"].iloc[0], predict(model, inputs), rtol=1e-5)

@@ -31,7 +31,11 @@ class LSTMConfig:
     pooling: str = one_of(*POOLINGS)  # how the LSTM's outputs become one vector (attention: the target's, DIN-style)
     attention_units: int = at_least(1)  # attention: units of the ReLU layer that scores each position
     item_features: bool = MISSING  # the target's smoothed training CTR and impressions join the dense layer
+    item_metadata: bool = MISSING  # the target's genres (multi-hot) and release year join the dense layer
+    metadata_profile: bool = MISSING  # the user's clicked/skipped genre shares over the longer history, crossed with the target's
     affinity_dim: int = at_least(0)  # user-item affinity term over data.long_len items (0: none)
     long_attention: bool = MISSING  # the target's attention over the data.long_len items joins the dense layer
     negatives: int = at_least(0)  # sampled negatives per training impression: its history with an item drawn from the log, not clicked
+    pair_weight: float = at_least(0.0)  # weight of the within-user pairwise ranking term added to the log loss (0: none)
+    pair_window: int = at_least(1)  # pairs: the partner is one of the user's next pair_window training impressions with the other label
     eval: LSTMEvalConfig = nested(LSTMEvalConfig)

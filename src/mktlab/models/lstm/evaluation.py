@@ -8,13 +8,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mktlab.data.clicklog import ClickLogData, ClickSplit, keep_last
+from mktlab.data.clicklog import ClickLogData, ClickSplit
 from mktlab.evaluation import plots
 from mktlab.evaluation.classification import calibration_table
 from mktlab.evaluation.clicks import auc_by_bucket, click_report, gauc, logistic_baseline, popularity_scores
 from mktlab.evaluation.report import Report
 from mktlab.models.contract import ModelImplementation
-from mktlab.models.lstm.training import build_tasks, item_features, model_inputs, module_kwargs, predict
+from mktlab.models.lstm.training import build_tasks, item_features, keep_last_items, model_inputs, module_kwargs, predict
 from mktlab.train.loop import FitResult, SeedResults
 
 MODEL = "LSTM"
@@ -121,9 +121,10 @@ def evaluate(cfg: Any, result: FitResult, data: ClickLogData) -> Report:
     ranking_inputs = test_inputs if ranking is test else model_inputs(cfg, data, ranking, features)
     seen_rows = []
     for k in history_buckets(data.max_len):
-        truncated = predict(model, keep_last(test_inputs, k), batch_size=batch)
+        truncated = predict(model, keep_last_items(cfg, data, test_inputs, test.item_ids, k), batch_size=batch)
         cut = click_report(test.clicks, truncated, test.users)
-        ranked = gauc(ranking.clicks, predict(model, keep_last(ranking_inputs, k), batch_size=batch), ranking.users)[0]
+        ranked = gauc(ranking.clicks, predict(model, keep_last_items(cfg, data, ranking_inputs, ranking.item_ids, k), batch_size=batch),
+                      ranking.users)[0]
         seen_rows.append({"items_seen": k, "roc_auc": cut["roc_auc"], "gauc": ranked, "log_loss": cut["log_loss"]})
     by_seen = pd.DataFrame(seen_rows)
     by_length = auc_by_bucket(test.clicks, scores, test.lengths, edges=history_buckets(data.max_len))

@@ -205,12 +205,33 @@ class ClickLSTM(nnx.Module):
 
         `long_history`, `long_clicks`, `long_lengths`: the longer history the affinity and long-attention
         branches read (the LSTM's history when None)."""
-        encode_key, dense_key = jax.random.split(key) if key is not None else (None, None)
+        return self.score_targets(history, lengths, [(items, features)], history_clicks, long_history, long_clicks, long_lengths,
+                                  key=key)[0]
+
+    def score_targets(
+        self,
+        history: jax.Array,
+        lengths: jax.Array,
+        targets: list[tuple[jax.Array, jax.Array | None]],
+        history_clicks: jax.Array | None = None,
+        long_history: jax.Array | None = None,
+        long_clicks: jax.Array | None = None,
+        long_lengths: jax.Array | None = None,
+        *,
+        key: jax.Array | None = None,
+    ) -> list[jax.Array]:
+        """Click logits (batch,) of several targets, `(items, features)` each, from one encoding of each history
+        (a ranking loss scores a second item from the same history at little extra cost)."""
+        keys = jax.random.split(key, 1 + len(targets)) if key is not None else [None] * (1 + len(targets))
         if history_clicks is None:
             history_clicks = jnp.zeros(history.shape, jnp.float32)
         if long_history is None:
             long_history, long_clicks, long_lengths = history, history_clicks, lengths
-        state, outputs = self.sequence(history, lengths, history_clicks, key=encode_key)
+        state, outputs = self.sequence(history, lengths, history_clicks, key=keys[0])
+        return [self._head(state, outputs, lengths, items, features, long_history, long_clicks, long_lengths, key=k)
+                for (items, features), k in zip(targets, keys[1:])]
+
+    def _head(self, state, outputs, lengths, items, features, long_history, long_clicks, long_lengths, *, key) -> jax.Array:
         target = self.embed(items)
         parts = [self.pool(state, outputs, lengths, target), target]
         if self.long_attention is not None:
@@ -220,7 +241,7 @@ class ClickLSTM(nnx.Module):
         if self.num_features:
             parts.append(features.astype(target.dtype))
         z = nnx.relu(self.dense(jnp.concatenate(parts, axis=-1)))
-        z = self.dropout(z, deterministic=dense_key is None, rngs=dense_key)
+        z = self.dropout(z, deterministic=key is None, rngs=key)
         logits = self.out(z)[:, 0]
         if self.affinity_target is not None:
             logits = logits + self.affinity(long_history, long_clicks, long_lengths, items)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,9 @@ from mlflow.types import ColSpec, DataType, Schema
 from mlflow.types.schema import Array
 
 from mktlab.data.click_features import ItemFeatures
+from mktlab.data.item_metadata import ItemMetadata
 from mktlab.data.clicklog import encode_items, pad_history
-from mktlab.models.lstm.training import item_features, module_kwargs, scorer, uses_long_history
+from mktlab.models.lstm.training import item_features, item_metadata, module_kwargs, scorer, uses_long_history
 from mktlab.tracking.pyfunc import log_pyfunc, pinned_requirements, without_progress_bars
 from mktlab.train.checkpoint import load_module, save_module
 from mktlab.train.loop import SeedResults
@@ -63,13 +65,40 @@ class ClickLSTMModel(mlflow.pyfunc.PythonModel):
         self.max_len = int(meta["max_len"])
         self.long_len = int(meta.get("long_len", 0))
         self.features = ItemFeatures.from_json(meta["item_features"]) if meta.get("item_features") else None
+        spec = meta.get("item_metadata")
+        self.metadata = MetadataColumns(ItemMetadata.from_json(spec["items"]), **spec["columns"]) if spec else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return score_requests(self.score, self.vocabulary, self.max_len, model_input, features=self.features, long_len=self.long_len)
+        return score_requests(self.score, self.vocabulary, self.max_len, model_input, features=self.features, long_len=self.long_len,
+                              metadata=self.metadata)
+
+
+@dataclass(frozen=True)
+class MetadataColumns:
+    """Which metadata columns a model reads (`model.item_metadata`, `model.metadata_profile`), from what."""
+
+    items: ItemMetadata
+    target: bool  # the candidate's genres and year
+    profile: bool  # the user's genre profile crossed with the candidate's
+    all_clicked: bool  # the model read no click flags: every history item counts as clicked in the profile
+
+    def to_json(self) -> dict:
+        return {"items": self.items.to_json(), "columns": {"target": self.target, "profile": self.profile, "all_clicked": self.all_clicked}}
+
+    def __call__(self, arrays: dict[str, np.ndarray], candidates: np.ndarray, vocabulary: np.ndarray) -> list[np.ndarray]:
+        out = [self.items.target(candidates)] if self.target else []
+        if self.profile:
+            prefix = "long_" if "long_history" in arrays else ""
+            history = arrays[f"{prefix}history"]
+            clicks = arrays["long_clicks" if prefix else "history_clicks"]
+            table = self.items.index_table(vocabulary, len(vocabulary) + 2)
+            out.append(self.items.profile(table, history, np.ones_like(clicks) if self.all_clicked else clicks,
+                                          arrays[f"{prefix}lengths"], candidates))
+        return out
 
 
 def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: pd.DataFrame, *,
-                   features: ItemFeatures | None = None, long_len: int = 0) -> pd.DataFrame:
+                   features: ItemFeatures | None = None, long_len: int = 0, metadata: MetadataColumns | None = None) -> pd.DataFrame:
     """Click probabilities of every candidate of every request row (see the module docstring).
 
     Args:
@@ -79,6 +108,7 @@ def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: p
         requests: rows of `recent_items`, `candidate_items` and optionally `recent_clicks`.
         features: the model's item columns (None: it reads none).
         long_len: items of the longer history the model reads (0: none).
+        metadata: the model's metadata columns (None: it reads none).
     """
     if isinstance(requests, dict):
         requests = pd.DataFrame(requests)
@@ -110,12 +140,15 @@ def score_requests(score: Any, vocabulary: np.ndarray, max_len: int, requests: p
         "lengths": np.asarray(lengths, np.int32),
         "items": np.asarray(items, np.int32),
     }
-    if features is not None:
-        arrays["features"] = features(np.concatenate(candidates_per_row) if candidates_per_row else np.zeros(0, np.int64))
     if long_len:
         arrays["long_history"] = np.asarray([r[0] for r in long_rows], np.int32).reshape(-1, long_len)
         arrays["long_clicks"] = np.asarray([r[1] for r in long_rows], np.float32).reshape(-1, long_len)
         arrays["long_lengths"] = np.asarray([r[2] for r in long_rows], np.int32)
+    all_candidates = np.concatenate(candidates_per_row) if candidates_per_row else np.zeros(0, np.int64)
+    columns = [features(all_candidates)] if features is not None else []
+    columns += metadata(arrays, all_candidates, vocabulary) if metadata is not None else []
+    if columns:
+        arrays["features"] = np.concatenate(columns, axis=1).astype(np.float32)
     probabilities = score(arrays) if len(items) else np.zeros(0)
     owners = np.asarray(owners, np.int64)
     return pd.DataFrame({
@@ -154,16 +187,18 @@ def example_request(data: Any) -> pd.DataFrame:
 
 
 def save_pyfunc(model: Any, kwargs: dict[str, Any], data: Any, path: str | Path, *, features: ItemFeatures | None = None,
-                long_len: int = 0) -> Path:
+                long_len: int = 0, metadata: MetadataColumns | None = None) -> Path:
     """Write the pyfunc model (module, vocabulary, item columns, signature, example) to the folder `path`.
 
-    `features`: the item columns the model reads (None: none); `long_len`: the longer history it reads (0: none)."""
+    `features`: the item columns the model reads (None: none); `long_len`: the longer history it reads (0: none);
+    `metadata`: the metadata columns it reads (None: none)."""
     path = Path(path)
     with tempfile.TemporaryDirectory() as tmp, without_progress_bars():
         module_dir = save_module(model, Path(tmp) / "module", kwargs=kwargs)
         vocabulary = Path(tmp) / "vocabulary.json"
         vocabulary.write_text(json.dumps({"vocabulary": [int(v) for v in data.vocabulary], "max_len": int(data.max_len), "long_len": int(long_len),
-                                          "item_features": features.to_json() if features is not None else None}))
+                                          "item_features": features.to_json() if features is not None else None,
+                                          "item_metadata": metadata.to_json() if metadata is not None else None}))
         mlflow.pyfunc.save_model(
             path=str(path),
             python_model=str(Path(__file__).with_name("serving_model.py")),  # models from code: nothing pickled
@@ -182,4 +217,12 @@ def log_serving_model(tracker: Any, cfg: Any, result: Any, data: Any) -> str | N
     fitted = result.results[0] if isinstance(result, SeedResults) else result
     features, long_len = item_features(cfg, data), cfg.data.long_len if uses_long_history(cfg) else 0
     return log_pyfunc(tracker, lambda folder: save_pyfunc(fitted.model, module_kwargs(cfg, data), data, folder, features=features,
-                                                          long_len=long_len), ARTIFACT_PATH)
+                                                          long_len=long_len, metadata=metadata_columns_of(cfg, data)), ARTIFACT_PATH)
+
+
+def metadata_columns_of(cfg: Any, data: Any) -> MetadataColumns | None:
+    """The metadata columns the config's model reads (None: none)."""
+    items = item_metadata(cfg, data)
+    if items is None:
+        return None
+    return MetadataColumns(items, target=cfg.model.item_metadata, profile=cfg.model.metadata_profile, all_clicked=not cfg.data.use_labels)

