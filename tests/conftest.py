@@ -5,9 +5,16 @@ The helpers themselves live in `tests/helpers.py` (importable from every test mo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
+# Before JAX starts, in this process and every command, kernel and worker it starts: the suite's programs are
+# tiny, so XLA's backend optimizations cost more compile time than they save (a fresh clone's suite spends most
+# of its JAX time compiling); and one compile cache for every test, those that run a copy of the project included.
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+os.environ.setdefault("MKTLAB_JAX_CACHE", str(Path(__file__).resolve().parents[1] / "experiments" / "jax-cache"))
+
+import pytest  # noqa: E402
 
 pytest.register_assert_rewrite("helpers", "browser")
 
