@@ -34,13 +34,11 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 
-# -n 3 on two cores: much of a test's time is waiting (a kernel or server starting, a browser page, a sweep's
-# jobs), and a third worker fills it.
 # --dist loadfile: a module's tests share a worker, so a module-scoped fixture (the browser tests' sweep and
 # MLflow UI) is set up once (xdist_group marks do not group with pytest 9.2: pytest-dev/pytest-xdist#1386).
-test: $(STAMP) browser postgres  ## check that the layers run one way, then run the whole test suite (three workers; the browser and PostgreSQL tests included)
+test: $(STAMP) browser postgres  ## check that the layers run one way, then run the whole test suite (two workers; the browser and PostgreSQL tests included)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 3 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
 
 browser:  ## Debian's Chromium for the browser tests (`-m browser`), installed when missing
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
