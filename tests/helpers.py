@@ -27,6 +27,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from mktlab.config import Config
 from mktlab.config.schema import OptimConfig, TrainerConfig
 from mktlab.models import registry
+from mktlab.tracking import get_client
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -85,9 +86,9 @@ class Store:
 
     @staticmethod
     def empty(folder: Path) -> Path:
-        """A new store's SQLite file in `folder`, its tables created by MLflow (see `template`)."""
+        """A new store's SQLite file in `folder`, its tables created as mktlab opens a store (see `template`)."""
         database = folder / "mlflow.db"
-        MlflowClient(tracking_uri=f"sqlite:///{database}").search_experiments(max_results=1)
+        get_client({"uri": f"sqlite:///{database}"})
         return database
 
     @property
