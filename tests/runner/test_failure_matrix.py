@@ -170,7 +170,8 @@ def test_a_dead_kernel_fails_only_its_job_of_a_sweep(store: Store, tmp_path: Pat
     _, stderr = process.communicate(timeout=300)
     assert process.returncode != 0
     runs = store.runs("mf")
-    assert "RUNNING" not in [r.info.status for r in runs]
+    statuses = {r.data.tags.get("mktlab.job_num", r.data.tags.get("mktlab.sweep_role")): r.info.status for r in runs}
+    assert "RUNNING" not in statuses.values(), f"{statuses}\n{stderr[-3000:]}"
     job0 = next(r for r in runs if r.data.tags.get("mktlab.job_num") == "0")
     assert job0.info.status == "FAILED" and "kernel died" in job0.data.tags["mktlab.error"]
     job1 = [r for r in runs if r.data.tags.get("mktlab.job_num") == "1"]

@@ -74,7 +74,7 @@ def found(store: Store, run) -> dict:
 @pytest.mark.slow
 def test_jobs_share_a_kernel_and_start_from_a_clean_slate(store: Store, mktlab_cli, tmp_path: Path) -> None:
     # job 0 leaves traces and raises; job 1 leaves traces and interrupts itself; job 2 leaves traces;
-    # job 3 kills its kernel; job 4 runs in the replacement
+    # job 3 kills its kernel; job 4 runs in the replacement (jobs 2 and 4 in new kernels)
     notebook = probe(tmp_path / "nb")
     actions = ["raise", "interrupt", "none", "kill", "none"]
     result = mktlab_cli(["-m", f"notebook={notebook}", *store.overrides, "hydra/launcher=basic",
@@ -90,7 +90,8 @@ def test_jobs_share_a_kernel_and_start_from_a_clean_slate(store: Store, mktlab_c
     for run in runs[1:]:
         assert found(store, run) == fresh, f"job {run.data.tags['mktlab.job_num']} saw a trace of the job before it"
     pids = [r.data.tags["kernel_pid"] for r in runs]
-    assert pids[0] == pids[1] == pids[2] == pids[3] != pids[4]  # one kernel until it was killed, then its replacement
+    # one kernel through the raising job; an interrupted kernel is replaced (it may hold the store's lock), as is a killed one
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
 
 
 @pytest.mark.slow

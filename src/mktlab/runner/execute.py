@@ -73,6 +73,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
     """
     if "nbconvert" not in sys.modules:  # the jobs of a sweep in one process load it once
         threading.Thread(target=_load_html_exporter, name="mktlab-html-exporter", daemon=True).start()
+    keep = True  # a kernel interrupted mid-job is not kept for the next one
     try:
         with _TerminateAsInterrupt():
             manager = kernel.ready(cwd) if kernel is not None else None
@@ -94,6 +95,9 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
                 **({"km": manager} if manager is not None else {}),
             )
     except PapermillExecutionError as error:
+        # An interrupt can stop the kernel anywhere, e.g. inside a store's write transaction, whose lock
+        # its traceback keeps held: the kernel is stopped (releasing it) before the run is closed.
+        keep = error.ename != "KeyboardInterrupt"
         return Outcome("FAILED", error)
     except KeyboardInterrupt as error:
         mark_unfinished(output, interrupted=True)
@@ -107,7 +111,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         return Outcome("FAILED", error)
     finally:
         if kernel is not None:
-            release(kernel, reuse=reuse)
+            release(kernel, reuse=reuse, keep=keep)
     return Outcome("FINISHED")
 
 

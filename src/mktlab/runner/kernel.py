@@ -275,13 +275,14 @@ def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = N
     return kernel
 
 
-def release(kernel: WarmKernel, *, reuse: bool) -> None:
-    """After a job: keep its kernel for the next job (`reuse`, the kernel alive), else stop it.
+def release(kernel: WarmKernel, *, reuse: bool, keep: bool = True) -> None:
+    """After a job: keep its kernel for the next job (`reuse`, `keep`, the kernel alive), else stop it.
 
-    With `reuse`, a kernel that died or cannot serve again is replaced at once, so the next
-    job's kernel starts while this process records the finished one."""
+    With `reuse`, a kernel that died, cannot serve again or must not be kept (`keep=False`: the
+    job was interrupted) is replaced at once, so the next job's kernel starts while this
+    process records the finished one."""
     global _waiting
-    if reuse and kernel.manager.is_alive() and _waiting is None:
+    if reuse and keep and kernel.manager.is_alive() and _waiting is None:
         kernel.detach()
         _waiting = kernel
         return
