@@ -184,7 +184,7 @@ def test_a_sweep_in_a_reused_kernel_records_full_runs_that_rerun_identically(mod
     again = _mktlab("mktlab-rerun", [last.info.run_id, "--tracking-uri", contract_store["uri"], "--run-dir", str(tmp_path / "rerun")],
                     tmp_path)
     assert again.returncode == 0, again.stderr[-4000:]
-    assert "identical metrics" in again.stderr
+    assert "identical metrics" in again.stderr, again.stderr[-4000:]
     (repeated,) = [r for r in client.search_runs([experiment]) if r.data.tags.get("mktlab.rerun_of") == last.info.run_id]
     assert _final(repeated.data.metrics) == metrics[0]
     assert repeated.data.params == last.data.params
