@@ -17,3 +17,24 @@ from mktlab.runner.cli import runs_notebooks_here
 ])
 def test_a_kernel_starts_first_where_the_notebooks_run_in_this_process(args: list[str], here: bool) -> None:
     assert runs_notebooks_here(args) is here
+
+
+def test_the_early_kernel_of_a_sweep_starts_with_the_sweeps_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep callback's settings are in place before the early kernel starts: a start-up variable set
+    after it (XLA_*) would leave the early kernel unfit, and the first job would start a second kernel."""
+    import os
+    import sys
+
+    from mktlab.runner import app, cli, kernel
+    from mktlab.runner.callbacks import setup_sweep_process
+    from mktlab.runner.kernel import STARTUP_VARIABLES
+
+    monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
+    started_with: dict[str, str] = {}
+    monkeypatch.setattr(kernel, "start_early", lambda: started_with.update(os.environ))
+    monkeypatch.setattr(app, "main", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["mktlab", "-m", "seed=0,1"])
+    cli.main()
+    setup_sweep_process()  # what the sweep callback applies when the sweep opens
+    startup = lambda env: {k: v for k, v in env.items() if k.startswith(STARTUP_VARIABLES)}  # noqa: E731
+    assert started_with and startup(started_with) == startup(dict(os.environ))

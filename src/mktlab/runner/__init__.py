@@ -24,3 +24,10 @@ def setup_process() -> None:
     # MLflow prints "View run ... at <server URL>" when a run on a server ends, credentials and all;
     # mktlab prints its own link, masked. Set here, the notebook kernels inherit it too.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
+def setup_sweep_process() -> None:
+    """A sweep's settings, applied before its first kernel starts (the `mktlab -m` entry point) and when the
+    sweep opens: parallel jobs share a GPU, so none may grab most of its memory up front. (A variable that
+    JAX reads at start-up, set after the early kernel started, would make that kernel unfit for the jobs.)"""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

@@ -35,6 +35,7 @@ from rich.console import Console
 from mktlab.config import ConfigError
 from mktlab.config.secrets import mask_secrets, scrub_text, secret_values, secrets_in_overrides
 from mktlab.models import registry
+from mktlab.runner import setup_sweep_process
 from mktlab.runner import sweep as sw
 from mktlab.runner.background import wait_for_records
 from mktlab.runner.kernel import stop_waiting
@@ -335,8 +336,7 @@ class SweepCallback(Callback):
         self._closed = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Parallel jobs share a GPU: none may grab most of its memory up front.
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        setup_sweep_process()
         secrets = secrets_in_overrides(config.hydra.overrides.task)
         try:
             count = validate_jobs(config)

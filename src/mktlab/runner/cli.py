@@ -26,9 +26,11 @@ def runs_notebooks_here(args: list[str]) -> bool:
 
 
 def main() -> None:
-    from mktlab.runner import kernel, setup_process
+    from mktlab.runner import kernel, setup_process, setup_sweep_process
 
     setup_process()
+    if any(arg in MULTIRUN_FLAGS for arg in sys.argv[1:]):
+        setup_sweep_process()
     if runs_notebooks_here(sys.argv[1:]):
         kernel.start_early()
     from mktlab.runner.app import main as run
