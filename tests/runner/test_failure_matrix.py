@@ -115,14 +115,14 @@ def _children(pid: int, pattern: str) -> list[psutil.Process]:
         return []
 
 
-def _wait_for_training(store: Store, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Until the first epoch of the store's first run is logged (the fit cell runs)."""
+def _wait_for_training(store: Store, process: subprocess.Popen, timeout: float = 300, job: str | None = None) -> None:
+    """Until the first epoch of a run of the store (of sweep job `job`, if given) is logged (its fit cell runs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()[1][-3000:]
         try:
             for run in store.runs("mf"):
-                if "train_loss" in run.data.metrics:
+                if "train_loss" in run.data.metrics and job in (None, run.data.tags.get("mktlab.job_num")):
                     return
         except Exception:  # the store is being created
             pass
@@ -164,8 +164,8 @@ def test_a_dead_kernel_fails_only_its_job_of_a_sweep(store: Store, tmp_path: Pat
     _wait_for_training(store, process)
     (kernel,) = _children(process.pid, "ipykernel")
     kernel.send_signal(signal.SIGKILL)
-    time.sleep(15)
-    for survivor in _children(process.pid, "ipykernel"):  # job 1 would train 300 epochs: interrupt it once it runs
+    _wait_for_training(store, process, job="1")  # the sweep goes on in a new kernel: job 1 trains
+    for survivor in _children(process.pid, "ipykernel"):  # job 1 would train 300 epochs: interrupt it
         survivor.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode != 0
