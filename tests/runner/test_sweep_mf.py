@@ -16,7 +16,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.mark.slow
 def test_mf_sweep_parent_children_review(store, mktlab_cli, tmp_path):
-    result = mktlab_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", *TINY, *store.overrides, "model.dim=4,8", "seed=0,1",
+    result = mktlab_cli(["-m", *TINY, *store.overrides, "model.dim=4,8", "seed=0,1",
                          "+tags.api_token=s3cret-value"])
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -27,7 +27,7 @@ def test_mf_sweep_parent_children_review(store, mktlab_cli, tmp_path):
     assert parent.info.status == "FINISHED"
     assert parent.info.run_name == f"sweep {sweep_id}"
     assert parent.data.tags["mktlab.swept"] == "model.dim,seed"
-    assert parent.data.tags["mktlab.launcher"] == "joblib"
+    assert parent.data.tags["mktlab.launcher"] == "basic"
     assert parent.data.params["sweep.model.dim"] == "4,8" and parent.data.params["sweep.seed"] == "0,1"
     assert {"sweep/definition.yaml", "sweep/base_config.yaml", "sweep/summary.csv"} <= artifact_paths(client, parent.info.run_id)
     definition = (Path(client.download_artifacts(parent.info.run_id, "sweep", str(tmp_path / "sweep"))) / "definition.yaml").read_text()

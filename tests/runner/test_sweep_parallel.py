@@ -17,7 +17,7 @@ def test_16_jobs_on_4_workers_all_land_in_sqlite(store, mktlab_cli, tmp_path):
     assert "database is locked" not in result.stdout + result.stderr
 
     parent, children = sweep_runs(store)
-    assert parent.info.status == "FINISHED"
+    assert parent.info.status == "FINISHED" and parent.data.tags["mktlab.launcher"] == "joblib"
     assert len(children) == 16
     assert sorted(int(r.data.tags["mktlab.job_num"]) for r in children) == list(range(16))
     assert {(r.data.params["params.dim"], r.data.params["seed"]) for r in children} == {(str(d), str(s)) for d in range(1, 5) for s in range(4)}
