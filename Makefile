@@ -21,7 +21,9 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	# --no-compile: Python compiles a module when it is first imported; compiling every file of every
+	# package up front (Ray, MLflow, botocore, ... mostly never imported) is most of an install's time.
+	$(BIN)/python -m pip install --no-compile -e '.[dev]'
 	touch $@
 
 install: $(STAMP)  ## create .venv and install mktlab with its dev tools
