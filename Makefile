@@ -38,9 +38,11 @@ APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q
 
 # --dist loadfile: a module's tests share a worker, so a module-scoped fixture (the browser tests' sweep and
 # MLflow UI) is set up once (xdist_group marks do not group with pytest 9.2: pytest-dev/pytest-xdist#1386).
+# --no-loadscope-reorder: the files start in the order tests/conftest.py gives them, the longest first
+# (xdist's default would start the files with the most tests first, leaving the long one-test files to the end).
 test: $(STAMP) browser postgres  ## check that the layers run one way, then run the whole test suite (two workers; the browser and PostgreSQL tests included)
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -n 2 --dist loadfile --durations=15
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=15
 
 browser:  ## Debian's Chromium for the browser tests (`-m browser`), installed when missing
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
