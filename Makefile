@@ -21,9 +21,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	# --no-compile: Python compiles a module when it is first imported; compiling every file of every
-	# package up front (Ray, MLflow, botocore, ... mostly never imported) is most of an install's time.
-	$(BIN)/python -m pip install --no-compile -e '.[dev]'
+	$(BIN)/python -m pip install -e '.[dev]'
 	touch $@
 
 install: $(STAMP)  ## create .venv and install mktlab with its dev tools
