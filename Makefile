@@ -18,11 +18,11 @@ BACKEND_FILE ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
+# The packages are installed without byte-compiling, then compiled on every core at once (pip compiles file
+# by file); a file that does not compile (a template, a Python 2 example) is left as pip would leave it.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	# Installed without byte-compiling, then compiled on every core at once (pip compiles file by file);
-	# a file that does not compile (a template, a Python 2 example) is left as pip would leave it.
 	$(BIN)/python -m pip install --no-compile -e '.[dev]'
 	-$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
 	touch $@
