@@ -1,8 +1,14 @@
 """Which commands start their notebook kernel first, before the runner's own imports."""
 
+import os
+import sys
+
 import pytest
 
+from mktlab.runner import app, cli, kernel
+from mktlab.runner.callbacks import setup_sweep_process
 from mktlab.runner.cli import runs_notebooks_here
+from mktlab.runner.kernel import STARTUP_VARIABLES
 
 
 @pytest.mark.parametrize("args, here", [
@@ -22,13 +28,6 @@ def test_a_kernel_starts_first_where_the_notebooks_run_in_this_process(args: lis
 def test_the_early_kernel_of_a_sweep_starts_with_the_sweeps_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """The sweep callback's settings are in place before the early kernel starts: a start-up variable set
     after it (XLA_*) would leave the early kernel unfit, and the first job would start a second kernel."""
-    import os
-    import sys
-
-    from mktlab.runner import app, cli, kernel
-    from mktlab.runner.callbacks import setup_sweep_process
-    from mktlab.runner.kernel import STARTUP_VARIABLES
-
     monkeypatch.delenv("XLA_PYTHON_CLIENT_PREALLOCATE", raising=False)
     started_with: dict[str, str] = {}
     monkeypatch.setattr(kernel, "start_early", lambda: started_with.update(os.environ))
