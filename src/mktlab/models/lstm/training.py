@@ -246,11 +246,13 @@ def module_kwargs(cfg: Any, data: ClickLogData) -> dict[str, Any]:
     }
 
 
+@functools.lru_cache(maxsize=16)
 def scorer(graphdef: nnx.GraphDef, *, batch_size: int) -> Callable[[Any, Any, dict[str, np.ndarray]], np.ndarray]:
     """`score(params, rest, arrays) -> click probabilities` in jitted chunks of at most `batch_size`.
 
     Chunks are padded to a power of two, so a handful of compiled shapes serve every
-    split and request size.
+    split and request size; cached per graph, so scoring the same model again (another split,
+    a truncated history, another seed's parameters) does not compile again.
     """
 
     @jax.jit

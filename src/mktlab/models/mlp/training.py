@@ -4,6 +4,7 @@ task and fit."""
 from __future__ import annotations
 
 import fnmatch
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -154,8 +155,14 @@ def predict(model: ResponseMLP, split: TabularSplit, *, batch_size: int = 65536)
     if len(split) == 0:
         return np.zeros(0, np.float32)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    apply = jax.jit(lambda numeric, categorical: merge_module(graphdef, params, rest).probability(numeric, categorical))
+    apply = functools.partial(probabilities, graphdef, params, rest)
     return predict_in_chunks(apply, {"numeric": split.numeric, "categorical": split.categorical}, batch_size)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def probabilities(graphdef: nnx.GraphDef, params: Any, rest: Any, numeric: jax.Array, categorical: jax.Array) -> jax.Array:
+    """Calibrated probabilities to buy (compiled once per model graph and chunk shape)."""
+    return merge_module(graphdef, params, rest).probability(numeric, categorical)
 
 
 def build_task(cfg: Any, data: TabularData) -> TrainTask:
