@@ -15,17 +15,30 @@ def group_aucs(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray) -> p
     """Per-group ROC AUC (ties count one half) and impressions, for groups with both classes.
 
     Rank-sum (Mann-Whitney) form computed for all groups at once: within a group,
-    AUC = (sum of the positives' ranks - P(P+1)/2) / (P N).
+    AUC = (sum of the positives' ranks - P(P+1)/2) / (P N), tied scores sharing their average rank.
+    One sort by (group, score) and counts per group: a model's validation computes it every epoch.
     """
-    frame = pd.DataFrame({"g": np.asarray(groups), "y": np.asarray(y_true).astype(np.int64), "s": np.asarray(y_score, np.float64)})
-    frame["rank"] = frame.groupby("g")["s"].rank(method="average")
-    stats = frame.assign(pos_rank=frame["rank"] * frame["y"]).groupby("g").agg(
-        impressions=("y", "size"), positives=("y", "sum"), pos_rank=("pos_rank", "sum")
+    order = np.lexsort((np.asarray(y_score, np.float64), np.asarray(groups)))
+    g, y, s = np.asarray(groups)[order], np.asarray(y_true).astype(np.float64)[order], np.asarray(y_score, np.float64)[order]
+    n = len(g)
+    if n == 0:
+        empty = np.zeros(0, np.int64)
+        return pd.DataFrame({"impressions": empty, "positives": empty, "negatives": empty, "auc": np.zeros(0)}, index=pd.Index(g, name="g"))
+    group_starts = np.r_[True, g[1:] != g[:-1]]
+    tie_starts = group_starts | np.r_[True, s[1:] != s[:-1]]
+    group_id, tie_id = np.cumsum(group_starts) - 1, np.cumsum(tie_starts) - 1
+    rank = np.arange(n) - np.flatnonzero(group_starts)[group_id] + 1.0  # 1-based, within the group
+    first, last = np.flatnonzero(tie_starts), np.r_[np.flatnonzero(tie_starts)[1:], n] - 1
+    rank = ((rank[first] + rank[last]) / 2)[tie_id]  # a run of tied scores shares its average rank
+    stats = pd.DataFrame(
+        {"impressions": np.bincount(group_id), "positives": np.bincount(group_id, weights=y).astype(np.int64),
+         "pos_rank": np.bincount(group_id, weights=rank * y)},
+        index=pd.Index(g[group_starts], name="g"),
     )
     stats["negatives"] = stats["impressions"] - stats["positives"]
     stats = stats[(stats["positives"] > 0) & (stats["negatives"] > 0)]
-    p, n = stats["positives"].astype(np.float64), stats["negatives"].astype(np.float64)
-    stats["auc"] = (stats["pos_rank"] - p * (p + 1) / 2) / (p * n)
+    p, n_neg = stats["positives"].astype(np.float64), stats["negatives"].astype(np.float64)
+    stats["auc"] = (stats["pos_rank"] - p * (p + 1) / 2) / (p * n_neg)
     return stats[["impressions", "positives", "negatives", "auc"]]
 
 
