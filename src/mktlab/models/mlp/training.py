@@ -154,7 +154,7 @@ def predict(model: ResponseMLP, split: TabularSplit, *, batch_size: int = 65536)
     if len(split) == 0:
         return np.zeros(0, np.float32)
     graphdef, params, rest = nnx.split(model, nnx.Param, ...)
-    # the parameters are the program's constants (one compile per call, under 0.1 s for this network): passed as
+    # the parameters are the program's constants (one compile per call, small for this network): passed as
     # arguments instead, XLA rounds the probabilities differently in the last bits, and recorded metrics would change
     apply = jax.jit(lambda numeric, categorical: merge_module(graphdef, params, rest).probability(numeric, categorical))
     return predict_in_chunks(apply, {"numeric": split.numeric, "categorical": split.categorical}, batch_size)
