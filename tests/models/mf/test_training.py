@@ -1,16 +1,21 @@
-"""Matrix factorization training: a falling loss on a low-rank problem, determinism for a seed.
+"""Matrix factorization training: a falling loss on a low-rank problem, determinism for a seed, programs reused across fits.
 
 (The loop's own behaviour, early stopping and NaN losses, is tests/train/test_loop.py.)"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import numpy as np
 from flax import nnx
 
 from helpers import optim_config, trainer_config
+from mktlab import session
+from mktlab.models import registry
 from mktlab.models.mf.module import MatrixFactorization
 from mktlab.models.mf.training import mf_loss
+from mktlab.train import programs
 from mktlab.train.loop import TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
 from mktlab.train.state import init_state
@@ -60,3 +65,27 @@ def test_same_seed_gives_identical_history_and_other_seed_does_not() -> None:
     assert a.history == b.history
     assert a.history != c.history
     assert a.best_epoch == 5 and a.history[-1]["train_loss"] < a.history[0]["train_loss"]
+
+
+def test_a_second_fit_reuses_the_programs_and_a_changed_problem_gets_its_own() -> None:
+    """In one process (a warm kernel's next job) a fit of the same config and shapes reuses the compiled
+    programs; ratings with another mean (a constant the initial state captures) and another learning
+    rate are not served a stale program: each fit equals the same fit with nothing kept."""
+    cfg = registry.typed(registry.compose(["model=mf", "debug=tiny", "data.subsample=3000", "trainer.progress=false"]))
+    data = session.load(cfg)
+    shifted = dataclasses.replace(data, train=dataclasses.replace(data.train, ratings=data.train.ratings - 0.5))
+    faster = registry.typed(registry.compose(["model=mf", "debug=tiny", "data.subsample=3000", "trainer.progress=false",
+                                              "optim.lr=0.01"]))
+    programs.clear()
+    first = session.fit(cfg, data)
+    kept = programs.kept()
+    again = session.fit(cfg, data)
+    assert programs.kept() == kept == 1  # the second fit built nothing new
+    others = [session.fit(cfg, shifted), session.fit(faster, data)]
+    assert programs.kept() == 3
+    programs.clear()
+    alone = [session.fit(cfg, shifted), session.fit(faster, data)]
+    assert first.history == again.history
+    for reused, fresh in zip(others, alone):
+        assert reused.history == fresh.history
+    assert others[0].history != first.history and others[1].history != first.history

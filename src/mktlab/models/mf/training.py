@@ -22,6 +22,7 @@ from mktlab.data.ratings import RatingsData, RatingsSplit
 from mktlab.evaluation.ranking import topk_metrics_traced
 from mktlab.models.mf import ials
 from mktlab.models.mf.module import MatrixFactorization
+from mktlab.train import programs
 from mktlab.train.loop import TrainTask
 from mktlab.train.optim import epoch_optimizer
 from mktlab.train.predict import predict_in_chunks
@@ -133,23 +134,30 @@ def ranking_head_solver(graphdef: nnx.GraphDef, cfg: Any) -> Any:
 
 def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     """The loop's view of matrix factorization on `data`."""
-    tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
     kwargs = module_kwargs(cfg, data)
     factory = lambda rngs: MatrixFactorization(**kwargs, rngs=rngs)  # noqa: E731
     graphdef = abstract_graphdef(factory)
-    loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2, l2_bias=cfg.model.l2_bias)  # noqa: E731
-    step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
+    ranking_head = kwargs["rank_dim"] > 0
+
+    def compile_programs() -> tuple[Any, Any, Any]:
+        """The epoch, the initial state and the ranking head's solve: what they capture is in the key below."""
+        tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
+        loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2, l2_bias=cfg.model.l2_bias)  # noqa: E731
+        step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
+        solve = ranking_head_solver(graphdef, cfg) if ranking_head else None
+        return compile_epoch(step, cfg.trainer.batch_size), jit_init(factory, tx), solve
+
+    # the initial state holds the constructor's arguments (the global mean among them) as constants
+    rating_epoch, initial_state, solve = programs.reused(
+        ("mf", graphdef, repr(sorted(kwargs.items())), repr(cfg.model), repr(cfg.optim), repr(cfg.trainer), len(data.train)),
+        compile_programs)
     train_arrays = data.train.arrays()
     if cfg.model.l2_exponent != 1.0:
         train_arrays.update(frequency_weights(data.train, data.num_users, data.num_items, cfg.model.l2_exponent))
     train_arrays = jax.tree.map(jnp.asarray, train_arrays)
     steps_per_epoch = num_batches(len(data.train), min(cfg.trainer.batch_size, len(data.train)))
-    ranking_head = kwargs["rank_dim"] > 0
-    rating_epoch = compile_epoch(step, cfg.trainer.batch_size)
-    initial_state = jit_init(factory, tx)
     if ranking_head:
         observations = ranking_observations(cfg, data)
-        solve = ranking_head_solver(graphdef, cfg)
         init = lambda key: solve(initial_state(key), observations)  # noqa: E731
     else:
         init = initial_state
