@@ -18,8 +18,9 @@ def group_aucs(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray) -> p
     AUC = (sum of the positives' ranks - P(P+1)/2) / (P N), tied scores sharing their average rank.
     One sort by (group, score) and counts per group: a model's validation computes it every epoch.
     """
-    order = np.lexsort((np.asarray(y_score, np.float64), np.asarray(groups)))
-    g, y, s = np.asarray(groups)[order], np.asarray(y_true).astype(np.float64)[order], np.asarray(y_score, np.float64)[order]
+    groups, y_score = np.asarray(groups), np.asarray(y_score, np.float64)
+    order = np.lexsort((y_score, groups))
+    g, y, s = groups[order], np.asarray(y_true).astype(np.float64)[order], y_score[order]
     n = len(g)
     if n == 0:
         empty = np.zeros(0, np.int64)
@@ -28,7 +29,8 @@ def group_aucs(y_true: np.ndarray, y_score: np.ndarray, groups: np.ndarray) -> p
     tie_starts = group_starts | np.r_[True, s[1:] != s[:-1]]
     group_id, tie_id = np.cumsum(group_starts) - 1, np.cumsum(tie_starts) - 1
     rank = np.arange(n) - np.flatnonzero(group_starts)[group_id] + 1.0  # 1-based, within the group
-    first, last = np.flatnonzero(tie_starts), np.r_[np.flatnonzero(tie_starts)[1:], n] - 1
+    first = np.flatnonzero(tie_starts)
+    last = np.r_[first[1:], n] - 1
     rank = ((rank[first] + rank[last]) / 2)[tie_id]  # a run of tied scores shares its average rank
     stats = pd.DataFrame(
         {"impressions": np.bincount(group_id), "positives": np.bincount(group_id, weights=y).astype(np.int64),
