@@ -7,7 +7,10 @@
 Every side runs the same jobs (`debug=tiny trainer.progress=false seed=0..N-1`, one SQLite store per side)
 in this sitting, one after another, so they meet the same machine load. Per-job time is a side's
 wall time divided by the jobs; the ratios are against the in-process fits (compose + load + fit +
-evaluate, nothing logged), whose time excludes the interpreter's start and imports.
+evaluate, nothing logged), whose time excludes the interpreter's start and imports. Each `mktlab -m`
+side's time is also split, from its runs' start times, into its start-up (the command's start to its
+first job's run: imports, the first kernel, the new store, every job's config validated) and the time
+per job after it.
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def sweep_command(folder: Path, jobs: int, extra: list[str], *, binary: Path = B
     return [str(binary), "-m", "model=mf", *TINY, "seed=" + ",".join(map(str, range(jobs))), *store, f"hydra.sweep.dir={folder / 'sweep'}", *extra]
 
 
+def first_job_started(folder: Path) -> float:
+    """When the sweep's first job opened its run (seconds since the epoch), from the side's store."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()], filter_string="tags.mktlab.job_num != ''")
+    return min(run.info.start_time for run in runs) / 1000
+
+
 def in_process(jobs: int) -> float:
     done = subprocess.run([sys.executable, "-c", IN_PROCESS, json.dumps(job_overrides(jobs))], capture_output=True, text=True)
     if done.returncode != 0:
@@ -86,6 +98,7 @@ def main() -> None:
     n = args.jobs
     work = Path(tempfile.mkdtemp(prefix="mktlab-bench-sweep-"))
     sides: dict[str, float] = {}
+    startups: dict[str, float] = {}  # a `mktlab -m` side's start-up: the command's start to its first job's run
     try:
         sides["in one process (compose + load + fit + evaluate)"] = in_process(n)
         for name, extra in [
@@ -95,7 +108,9 @@ def main() -> None:
         ]:
             folder = work / "".join(c if c.isalnum() else "-" for c in name)  # a Hydra override value: no brackets
             print(f"timing: {name}", flush=True)
+            started = time.time()
             sides[name] = timed(sweep_command(folder, n, extra))
+            startups[name] = first_job_started(folder) - started
         if args.project:
             other = Path(args.project).resolve()
             env = {"PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other)}
@@ -107,6 +122,10 @@ def main() -> None:
         print(f"\n{n} tiny MF jobs (debug=tiny, seeds 0..{n - 1}); per job, and as a multiple of the in-process time:")
         for name, seconds in sides.items():
             print(f"  {name:<58} {seconds / n:6.2f} s/job   {seconds / n / base:5.2f}x")
+        print("\nThe `mktlab -m` sides split into their start-up and the time per job after it:")
+        for name, startup in startups.items():
+            after = (sides[name] - startup) / n
+            print(f"  {name:<58} start-up {startup:5.1f} s, then {after:5.2f} s/job   {after / base:5.2f}x")
         if args.optuna:
             print("\n30-trial Optuna search on the default MF data (sweep=mf_optuna, joblib launcher, 2 trials at a time):")
             searches = [("this checkout, the default MF (rating and ranking heads)", [], {}),

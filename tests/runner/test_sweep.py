@@ -97,3 +97,36 @@ def test_the_parents_description_names_the_swept_keys_and_links_the_best_job():
     assert len(note) < 8000  # MLflow's limit on a tag
     running = sweep_note("20260105-141503-a3f9", "7", {"model.dim": "8,16"})  # while the jobs run
     assert "Best job" not in running and "Compare" not in running and "The sweep's runs" in running
+
+
+@pytest.mark.filterwarnings("ignore:(?s).*validated against ConfigStore schema:UserWarning")
+def test_a_grid_sweeps_jobs_are_composed_once_and_handed_to_the_launcher():
+    """The sweep callback composes every job to validate it; the launcher is handed those configs
+    (Hydra would compose each job twice more: to check the batch, and to launch it)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from hydra_plugins.mktlab_grid_sweeper.grid_sweeper import ComposedAhead
+
+    from mktlab.runner.callbacks import composed_ahead, validate_jobs
+
+    registry.register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(paths.conf_dir()), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["model=mf", "debug=tiny", "seed=0,1"], run_mode=RunMode.MULTIRUN)
+        assert validate_jobs(master) == 2
+        jobs = [["model=mf", "debug=tiny", "seed=0"], ["model=mf", "debug=tiny", "seed=1"]]
+        assert all(composed_ahead(job) for job in jobs)
+
+        composed = []
+        real = loader.load_sweep_config
+        spy = type("Spy", (), {"load_sweep_config": lambda self, m, o: composed.append(o) or real(m, o)})()
+        ahead = ComposedAhead(spy)  # type: ignore[arg-type]
+        handed = [ahead.load_sweep_config(master, job) for job in jobs]
+        assert composed == []  # nothing composed again
+        assert [config.seed for config in handed] == [0, 1] and not any(composed_ahead(job) for job in jobs)
+        for job, config in zip(jobs, handed):  # the same config Hydra composes for the job
+            again = ahead.load_sweep_config(master, job)  # handed once: a second request composes it
+            assert composed[-1] == job
+            assert OmegaConf.to_container(config, resolve=False) == OmegaConf.to_container(again, resolve=False)

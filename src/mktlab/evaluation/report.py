@@ -5,12 +5,24 @@ A Report is plain data; `mktlab.tracking.log_report` puts all of it into a run.
 
 from __future__ import annotations
 
+import io
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+
+# How a report's figures are rendered, once: the PNG logged to the run is the one the notebook shows.
+PNG_DPI = 120
+
+
+def render_png(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes, as mktlab logs it (`PNG_DPI`, cropped to what is drawn)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight")
+    return buffer.getvalue()
 
 
 @dataclass
@@ -23,6 +35,8 @@ class Report:
         tables: file name -> DataFrame, logged as CSV.
         model: optional `(module, constructor kwargs)` saved under the artifact path `model/`.
         files: artifact path -> file content (bytes), e.g. `samples/final.png`.
+        images: figure name -> the PNG logged for it (`mktlab.tracking.log_report` fills it), which
+            `show` displays instead of drawing the figure again.
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
@@ -30,6 +44,20 @@ class Report:
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     model: tuple[Any, dict[str, Any]] | None = None
     files: dict[str, bytes] = field(default_factory=dict)
+    images: dict[str, bytes] = field(default_factory=dict)
+
+    def show(self, *names: str) -> None:
+        """Display the named figures in the notebook: the PNG logged to the run where there is one (the
+        figure is drawn once per run, not twice), shown at the size the figure itself would have."""
+        from IPython.display import Image, display
+
+        for name in names:
+            figure, png = self.figures[name], self.images.get(name)
+            if png is None:
+                display(figure)
+                continue
+            width = struct.unpack(">I", png[16:20])[0]  # the PNG header's pixel width
+            display(Image(data=png, format="png", width=round(width * figure.dpi / PNG_DPI)))
 
     def close_figures(self) -> None:
         for figure in self.figures.values():

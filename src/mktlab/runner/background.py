@@ -2,7 +2,9 @@
 
 In a sweep whose jobs run in this process (Hydra's basic launcher), logging a job's
 executed notebook (its HTML export above all) and closing its run can happen while the
-next job already runs in the warm kernel. One background thread does it, in order; the
+next job already runs in the warm kernel. One background thread does it, in order, and
+only while this process waits on a notebook (`waiting_on_notebook`): between two jobs
+the runner's own work (opening the next run, connecting to the kernel) goes first. The
 sweep's end (and this process's exit) waits for every run to be recorded before it ranks
 them, so no run is left RUNNING.
 """
@@ -10,23 +12,45 @@ them, so no run is left RUNNING.
 from __future__ import annotations
 
 import atexit
-from collections.abc import Callable
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+
+# Longest a finished run waits for the next notebook to start before it is recorded anyway.
+MAX_DELAY = 10.0
 
 _worker: ThreadPoolExecutor | None = None
 _pending: list[Future] = []
+_runner_idle = threading.Event()  # set while this process only waits on a notebook's kernel, or has no job left
 
 
 def record_later(task: Callable[[], None]) -> None:
-    """Run `task` (which reports its own failures) on the background thread."""
+    """Run `task` (which reports its own failures) on the background thread, once the runner is idle."""
     global _worker
     if _worker is None:
         _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mktlab-records")
         atexit.register(wait_for_records)
-    _pending.append(_worker.submit(task))
+    _pending.append(_worker.submit(_when_idle, task))
+
+
+def _when_idle(task: Callable[[], None]) -> None:
+    _runner_idle.wait(MAX_DELAY)
+    task()
+
+
+@contextlib.contextmanager
+def waiting_on_notebook() -> Iterator[None]:
+    """Within the block this process waits on a notebook's kernel: runs waiting to be recorded are recorded."""
+    _runner_idle.set()
+    try:
+        yield
+    finally:
+        _runner_idle.clear()
 
 
 def wait_for_records() -> None:
-    """Block until every run handed to `record_later` is recorded."""
+    """Block until every run handed to `record_later` is recorded (at once: nothing else is left to run first)."""
+    _runner_idle.set()
     while _pending:
         _pending.pop(0).result()

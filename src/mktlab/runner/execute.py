@@ -14,6 +14,7 @@ import papermill as pm
 from nbclient.exceptions import DeadKernelError
 from papermill.exceptions import PapermillExecutionError
 
+from mktlab.runner.background import waiting_on_notebook
 from mktlab.runner.kernel import KERNEL_START_TIMEOUT, WarmKernel, kernel_manager_class, release
 
 
@@ -76,24 +77,25 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
     keep = True  # a kernel interrupted mid-job is not kept for the next one
     try:
         with _TerminateAsInterrupt():
-            manager = kernel.ready(cwd) if kernel is not None else None
-            pm.execute_notebook(
-                str(notebook),
-                str(output),
-                parameters=parameters,
-                cwd=str(cwd),
-                progress_bar=progress,
-                stdout_file=sys.stdout,
-                stderr_file=sys.stderr,
-                report_mode=False,
-                kernel_manager_class=kernel_manager_class(),
-                start_timeout=KERNEL_START_TIMEOUT,
-                # Every cell has run and the run's records are flushed by then; a graceful
-                # shutdown only waits for the kernel's native teardown (JAX, MLflow) to time out:
-                # 2.5 s of every run.
-                shutdown_kernel="immediate",
-                **({"km": manager} if manager is not None else {}),
-            )
+            with waiting_on_notebook():  # earlier jobs of a sweep are recorded meanwhile
+                manager = kernel.ready(cwd) if kernel is not None else None
+                pm.execute_notebook(
+                    str(notebook),
+                    str(output),
+                    parameters=parameters,
+                    cwd=str(cwd),
+                    progress_bar=progress,
+                    stdout_file=sys.stdout,
+                    stderr_file=sys.stderr,
+                    report_mode=False,
+                    kernel_manager_class=kernel_manager_class(),
+                    start_timeout=KERNEL_START_TIMEOUT,
+                    # Every cell has run and the run's records are flushed by then; a graceful
+                    # shutdown only waits for the kernel's native teardown (JAX, MLflow) to time out:
+                    # 2.5 s of every run.
+                    shutdown_kernel="immediate",
+                    **({"km": manager} if manager is not None else {}),
+                )
     except PapermillExecutionError as error:
         # An interrupt can stop the kernel anywhere, e.g. inside a store's write transaction, whose lock
         # its traceback keeps held: the kernel is stopped (releasing it) before the run is closed.

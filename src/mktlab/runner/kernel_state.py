@@ -10,6 +10,7 @@ imported modules, the open tracking store and JAX's compiled programs.
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import warnings
@@ -22,9 +23,12 @@ _fresh: dict[str, Any] = {}
 
 
 def snapshot() -> None:
-    """Remember the fresh kernel's matplotlib settings and warnings filters (once, after the warm-up)."""
+    """Remember the fresh kernel's matplotlib settings and warnings filters (once, after the warm-up), and
+    exempt what the warm-up imported from garbage collection: it lives as long as the kernel, and each
+    collection (one after every job, `clear`) then only walks what the jobs made."""
     if _fresh:
         return
+    gc.freeze()
     _fresh["warnings"] = list(warnings.filters)
     if "matplotlib" in sys.modules:
         _fresh["rc"] = dict(sys.modules["matplotlib"].rcParams)

@@ -71,7 +71,7 @@ def notebook(name: str) -> nbformat.NotebookNode:
         new_code_cell('result = session.fit(cfg, data, tracker)\nprint(result.summary("val ROC AUC"))'),
         new_markdown_cell("## Evaluate on the test split, against the segment baseline"),
         new_code_cell("report = session.evaluate(cfg, result, data, tracker)\nreport.close_figures()\n"
-                      'display(report.figures["learning_curve"])\ndisplay(report.figures["gains"])\nreport.metrics_frame()'),
+                      'report.show("learning_curve", "gains")\nreport.metrics_frame()'),
         new_markdown_cell("## Reading"),
         new_code_cell("display(Markdown(session.reading(cfg, report, data)))\nsession.finish(tracker)"),
     ]

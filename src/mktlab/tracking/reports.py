@@ -16,7 +16,7 @@ def log_report(tracker: Any, report: Report) -> Report:
         return report
     tracker.log_metrics(report.metrics)
     for name, figure in report.figures.items():
-        tracker.log_figure(figure, f"figures/{name}.png")
+        report.images[name] = tracker.log_figure(figure, f"figures/{name}.png")
     for name, frame in report.tables.items():
         tracker.log_table(frame, name)
     if report.model is not None:

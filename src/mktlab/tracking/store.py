@@ -7,15 +7,20 @@ answer fails within `tracking.timeout` seconds, not after MLflow's minutes of re
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any, Mapping
 
+import mlflow
 import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from mktlab.config import paths
 from mktlab.config.secrets import mask_uri
 
 DEFAULT_TIMEOUT = 15.0
@@ -74,12 +79,60 @@ def _open(uri: str, timeout: float) -> MlflowClient:
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
+                new = not database.exists()
+                copied = new and _copy_empty_store(database)
                 # the client builds its store (creating or migrating the tables) when constructed
-                return _checked(uri, lambda: MlflowClient(tracking_uri=uri), what=f"the SQLite file {database}")
+                client = _checked(uri, lambda: MlflowClient(tracking_uri=uri), what=f"the SQLite file {database}")
+                if new and not copied:
+                    _keep_empty_store(database)
+                return client
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
     except OSError as error:
         raise StoreError(f"cannot open the tracking store {database}: {describe_cause(error)}") from error
+
+
+def _empty_store_template() -> Path | None:
+    """Where a new SQLite store's empty tables are kept: one file per MLflow version, in the project's
+    `experiments/cache` (None outside a project)."""
+    try:
+        root = paths.project_root()
+    except FileNotFoundError:
+        return None
+    return root / "experiments" / "cache" / f"empty-mlflow-{mlflow.__version__}-store.db"
+
+
+def _copy_empty_store(database: Path) -> bool:
+    """Start a new SQLite store as a copy of the empty one kept by `_keep_empty_store`: MLflow's creation
+    of its tables and migrations takes about a second. Whether it was copied."""
+    template = _empty_store_template()
+    if template is None or not template.is_file():
+        return False
+    try:
+        shutil.copyfile(template, database)
+    except OSError:
+        database.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _keep_empty_store(database: Path) -> None:
+    """Keep a copy of a store MLflow has just created, its tables empty, for the next new store. It holds
+    no experiment either: MLflow creates its Default experiment, with that store's own artifact folder,
+    when it opens the copy. Best effort: a store is created the long way when there is no copy."""
+    template = _empty_store_template()
+    if template is None or template.is_file():
+        return
+    partial = template.with_name(f"{template.name}.{os.getpid()}.partial")
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(database, partial)
+        with contextlib.closing(sqlite3.connect(partial)) as copy, copy:
+            copy.execute("DELETE FROM experiment_tags")
+            copy.execute("DELETE FROM experiments")
+        partial.replace(template)  # whole or not at all, for other processes
+    except (OSError, sqlite3.Error):
+        partial.unlink(missing_ok=True)
 
 
 def _checked(uri: str, make: Any, *, what: str | None = None) -> MlflowClient:

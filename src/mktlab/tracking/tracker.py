@@ -11,6 +11,8 @@ from typing import Any, Mapping
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from mktlab.evaluation.report import render_png
+
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 PARAMS_PER_BATCH = 100
 
@@ -53,9 +55,18 @@ class Tracker:
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     # ------------------------------------------------------------------ files
-    def log_figure(self, figure: Any, artifact_file: str) -> None:
-        """A matplotlib figure as a PNG, e.g. `figures/learning_curve.png`."""
-        self.client.log_figure(self.run_id, figure, artifact_file, save_kwargs={"dpi": 120, "bbox_inches": "tight"})
+    def log_figure(self, figure: Any, artifact_file: str) -> bytes:
+        """A matplotlib figure as a PNG, e.g. `figures/learning_curve.png`; returns the PNG's bytes."""
+        png = render_png(figure)
+        self.log_bytes(png, artifact_file)
+        return png
+
+    def log_bytes(self, content: bytes, artifact_file: str) -> None:
+        """A file's content under the artifact path `artifact_file`, e.g. `samples/final.png`."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp, Path(artifact_file).name)
+            path.write_bytes(content)
+            self.log_artifact(path, str(Path(artifact_file).parent) if "/" in artifact_file else None)
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
@@ -65,10 +76,7 @@ class Tracker:
 
     def log_table(self, frame: Any, artifact_file: str) -> None:
         """A pandas DataFrame as a CSV file."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp, Path(artifact_file).name)
-            frame.to_csv(path, index=False)
-            self.log_artifact(path, str(Path(artifact_file).parent) if "/" in artifact_file else None)
+        self.log_bytes(frame.to_csv(index=False).encode("utf-8"), artifact_file)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(local_path), artifact_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -40,6 +42,18 @@ def test_mf_run_records_params_metrics_artifacts_and_status(store, mktlab_cli) -
             "figures/error_histogram.png", "figures/recommendation_popularity.png", "model/params.npz", "model/module.json",
             "recommendations_top10.csv", "model_vs_popularity_top10.csv"} <= artifacts
     assert "run " + run.info.run_id in done.stderr and "test_rmse" in done.stderr and "mlflow ui" in done.stderr
+
+    # each figure is drawn once: the notebook shows the very PNGs the run holds
+    import base64
+
+    import nbformat
+    from mlflow.artifacts import download_artifacts
+
+    folder = Path(download_artifacts(run_id=run.info.run_id, tracking_uri=store.uri))
+    shown = {base64.b64decode(output["data"]["image/png"]) for cell in nbformat.read(folder / "notebook" / "mf.ipynb", 4).cells
+             for output in cell.get("outputs", []) if "image/png" in output.get("data", {})}
+    logged = {path.read_bytes() for path in (folder / "figures").glob("*.png")}
+    assert len(logged) == 3 and shown == logged
 
     from mktlab.tracking.checkpoints import load_module_from_run
 
