@@ -184,12 +184,17 @@ def sweep_jobs(config: DictConfig) -> list[list[str]]:
     lines = [f"{key}={value}" for key, value in params.items()] + task
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     parsed = parser.parse_overrides(lines)
-    if str(OmegaConf.select(config, "hydra.sweeper._target_") or "").endswith(GRID_SWEEPERS):
+    if is_grid_sweep(config):
         return [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
     return [[o.input_line for o in parsed if not o.is_sweep_override()]]
 
 
 GRID_SWEEPERS = ("GridSweeper", "BasicSweeper")
+
+
+def is_grid_sweep(config: DictConfig) -> bool:
+    """Whether the sweep runs every combination of its values (mktlab's or Hydra's basic sweeper), not a search."""
+    return str(OmegaConf.select(config, "hydra.sweeper._target_") or "").endswith(GRID_SWEEPERS)
 
 
 # Each validated job's composed config, by its overrides, until the sweep's launcher takes it (`take_composed`)
@@ -217,7 +222,7 @@ def validate_jobs(config: DictConfig) -> int:
     """
     loader = GlobalHydra.instance().config_loader()
     jobs = sweep_jobs(config)
-    grid = str(OmegaConf.select(config, "hydra.sweeper._target_") or "").endswith(GRID_SWEEPERS)
+    grid = is_grid_sweep(config)
     _composed.clear()
     for number, overrides in enumerate(jobs):
         job = loader.load_sweep_config(config, list(overrides))
