@@ -182,8 +182,8 @@ def random_problem(seed=0, rows=12, cols=20, dim=5):
 def test_conjugate_gradients_reach_the_exact_least_squares_solution(exponent: float) -> None:
     x, y, c = random_problem()
     alpha0, l2 = 0.2, 0.05
-    data = ials.observations(c, alpha0=alpha0, l2=l2, exponent=exponent)
-    solved = np.asarray(ials.solve_rows(jnp.asarray(x), jnp.asarray(y), data.confidence, data.reg_rows, alpha0=alpha0, cg_steps=20))
+    data = ials.dense_observations(c, alpha0=alpha0, l2=l2, exponent=exponent)
+    solved = np.asarray(ials.solve_rows(jnp.asarray(x), jnp.asarray(y), data.by_row, data.reg_rows, alpha0=alpha0, cg_steps=20))
     y64, c64 = y.astype(np.float64), c.astype(np.float64)
     for u in range(len(x)):
         reg = l2 * ((c64[u] > 0).sum() + alpha0 * y.shape[0]) ** exponent
@@ -194,7 +194,7 @@ def test_conjugate_gradients_reach_the_exact_least_squares_solution(exponent: fl
 def test_each_sweep_lowers_the_objective() -> None:
     x, y, c = random_problem(1)
     alpha0, l2 = 0.1, 0.02
-    data = ials.observations(c, alpha0=alpha0, l2=l2, exponent=1.0)
+    data = ials.dense_observations(c, alpha0=alpha0, l2=l2, exponent=1.0)
     x, y = jnp.asarray(x), jnp.asarray(y)
     values = [float(ials.objective(x, y, data, alpha0=alpha0))]
     for _ in range(6):
@@ -233,3 +233,20 @@ def test_biases_baseline_is_the_exact_regularized_least_squares_fit() -> None:
 def test_popularity_counts_known_training_items() -> None:
     counts = item_popularity(split([0, 1, 1, 2, 0], [2, 2, 0, 5, 1], [1, 2, 3, 4, 5]), 5)
     np.testing.assert_array_equal(counts, [1, 1, 2, 0, 0])  # item 5 is out of vocabulary
+
+
+def test_positive_pairs_keep_a_pairs_last_rating_and_match_the_dense_problem() -> None:
+    users, items = np.array([0, 1, 0, 2, 1, 0]), np.array([1, 0, 1, 2, 2, 3])
+    ratings = np.array([4.0, 4.0, 5.0, 4.5, 2.0, 4.0])  # (0, 1) rated 4 then 5: the last rating counts
+    rows, cols, weights = ials.positive_pairs(users, items, ratings, 3, 3, min_rating=4.0, slope=1.0)  # item 3 unknown
+    assert (rows.tolist(), cols.tolist(), weights.tolist()) == ([0, 1, 2], [1, 0, 2], [2.0, 1.0, 1.5])
+    x, y, c = random_problem(2)
+    sparse = ials.observations(*np.nonzero(c), c[np.nonzero(c)], c.shape, alpha0=0.1, l2=0.05, exponent=1.0)
+    dense = ials.dense_observations(c, alpha0=0.1, l2=0.05, exponent=1.0)
+    for mine, theirs in zip(jax.tree.leaves(sparse), jax.tree.leaves(dense)):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+    swept = ials.sweep(jnp.asarray(x), jnp.asarray(y), sparse, alpha0=0.1, cg_steps=3)
+    # the items' solve sees the pairs sorted by item: the same as solving the transposed problem's rows
+    flipped = ials.dense_observations(c.T, alpha0=0.1, l2=0.05, exponent=1.0)
+    np.testing.assert_allclose(np.asarray(swept[1]), np.asarray(ials.solve_rows(jnp.asarray(y), swept[0], flipped.by_row, flipped.reg_rows,
+                                                                                 alpha0=0.1, cg_steps=3)), rtol=1e-5, atol=1e-6)

@@ -106,9 +106,9 @@ def ranking_metrics(graphdef: nnx.GraphDef, params: Any, rest: Any, exclude: jax
 def ranking_observations(cfg: Any, data: RatingsData) -> ials.Observations:
     """The ranking head's iALS problem: the training ratings of at least `model.ranking.min_rating`, weighted."""
     r = cfg.model.ranking
-    confidence = ials.confidence_matrix(data.train.users, data.train.items, data.train.ratings, data.num_users, data.num_items,
-                                        min_rating=r.min_rating, slope=r.rating_slope)
-    return ials.observations(confidence, alpha0=r.alpha0, l2=r.l2, exponent=r.l2_exponent)
+    pairs = ials.positive_pairs(data.train.users, data.train.items, data.train.ratings, data.num_users, data.num_items,
+                                min_rating=r.min_rating, slope=r.rating_slope)
+    return ials.observations(*pairs, (data.num_users, data.num_items), alpha0=r.alpha0, l2=r.l2, exponent=r.l2_exponent)
 
 
 def ranking_head_solver(graphdef: nnx.GraphDef, cfg: Any) -> Any:
