@@ -195,7 +195,7 @@ def grid_figure(images: np.ndarray, *, title: str, columns: int = 8, labels: Seq
         ax.text(pad + c * (width + pad) - 0.3, pad + r * (height + pad) - 0.3, label, color="yellow", fontsize=7, ha="left", va="top")
     ax.axis("off")
     ax.set_title(title)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -210,5 +210,5 @@ def frames_figure(frames: Mapping[int, np.ndarray], *, columns: int = 8, max_pan
         ax.set_title(f"epoch {epoch}")
         ax.axis("off")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig

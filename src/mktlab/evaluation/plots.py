@@ -30,7 +30,7 @@ def learning_curves(history: Sequence[Mapping[str, float]], *, best_epoch: int |
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")  # laid out when drawn, once: a figure nobody renders costs no layout
     return fig
 
 
@@ -41,7 +41,7 @@ def histogram(values: np.ndarray, *, xlabel: str, title: str, bins: int = 50):
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.set_title(title)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -80,7 +80,7 @@ def _finish(fig, ax, *, xlabel: str, ylabel: str, title: str, mark: float | None
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -156,7 +156,7 @@ def metric_by_bucket(
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -186,5 +186,5 @@ def recommendation_popularity(popularity_by_label: Mapping[str, np.ndarray], cov
     right.invert_yaxis()
     right.set_xlim(0, max(max(percent, default=0.0) * 1.3, 1.0))
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig

@@ -130,16 +130,17 @@ def seen_items(split: RatingsSplit, num_users: int, num_items: int) -> list[np.n
     users, items = split.users[known], split.items[known]
     order = np.argsort(users, kind="stable")
     bounds = np.searchsorted(users[order], np.arange(num_users + 1))
-    return [items[order][bounds[u] : bounds[u + 1]] for u in range(num_users)]
+    return np.split(items[order], bounds[1:-1])
 
 
 def relevant_items(split: RatingsSplit, threshold: float, num_users: int, num_items: int) -> dict[int, set[int]]:
     """Per known user, the known items rated at or above `threshold` in `split`."""
     keep = (split.ratings >= threshold) & (split.users < num_users) & (split.items < num_items)
-    relevant: dict[int, set[int]] = {}
-    for user, item in zip(split.users[keep], split.items[keep]):
-        relevant.setdefault(int(user), set()).add(int(item))
-    return relevant
+    users, items = split.users[keep], split.items[keep]
+    unique, first, counts = np.unique(users, return_index=True, return_counts=True)
+    groups = np.split(items[np.argsort(users, kind="stable")], np.cumsum(counts)[:-1])
+    by_user = {int(user): set(group.tolist()) for user, group in zip(unique, groups)}
+    return {int(users[i]): by_user[int(users[i])] for i in np.sort(first)}  # users in the order the split first names them
 
 
 def top_k(score: Scorer, users: np.ndarray, exclude: list[np.ndarray], k: int, *, num_items: int,

@@ -10,7 +10,6 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -19,10 +18,18 @@ PNG_DPI = 120
 
 
 def render_png(figure: Any) -> bytes:
-    """A matplotlib figure as PNG bytes, as mktlab logs it (`PNG_DPI`, cropped to what is drawn)."""
+    """A matplotlib figure as PNG bytes, as mktlab logs it (`PNG_DPI`). A figure with a layout engine
+    (mktlab's own set "tight") is drawn once, at its size; any other is cropped to what is drawn,
+    which takes a second drawing."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=PNG_DPI, bbox_inches=None if figure.get_layout_engine() else "tight")
     return buffer.getvalue()
+
+
+def alt_text(name: str, figure: Any) -> str:
+    """A figure's text alternative: its name and its panels' titles (screen readers, the HTML export)."""
+    titles = [axes.get_title() for axes in figure.get_axes() if axes.get_title()]
+    return "; ".join([name.replace("_", " "), *titles])
 
 
 @dataclass
@@ -57,9 +64,11 @@ class Report:
                 display(figure)
                 continue
             width = struct.unpack(">I", png[16:20])[0]  # the PNG header's pixel width
-            display(Image(data=png, format="png", width=round(width * figure.dpi / PNG_DPI)))
+            display(Image(data=png, format="png", width=round(width * figure.dpi / PNG_DPI), alt=alt_text(name, figure)))
 
     def close_figures(self) -> None:
+        import matplotlib.pyplot as plt  # here: the runner logs reports and never draws
+
         for figure in self.figures.values():
             plt.close(figure)
 

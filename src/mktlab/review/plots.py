@@ -53,7 +53,7 @@ def metric_vs_params(frame: pd.DataFrame, params: Sequence[str], metric: str, mo
     axes[0][0].set_ylabel(metric)
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{metric} against each swept parameter ({_better(mode)})")
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -94,7 +94,7 @@ def parallel_coordinates(frame: pd.DataFrame, params: Sequence[str], metric: str
         [f"{scores.max() if mode == 'min' else scores.min():.4g}", f"{scores.min() if mode == 'min' else scores.max():.4g}"]
     )
     ax.set_title(f"Parallel coordinates: swept parameters and {metric} ({_better(mode)})")
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -110,7 +110,7 @@ def overlaid_curves(histories: Mapping[str, pd.DataFrame], metric: str, *, title
     ax.grid(alpha=0.3)
     if histories:
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -130,5 +130,5 @@ def seed_spread(spread: pd.DataFrame, frame: pd.DataFrame, params: Sequence[str]
     ax.set_xlabel(metric)
     ax.set_title(f"{metric} over seeds ({_better(mode)}; dots: single seeds)")
     ax.grid(alpha=0.3, axis="x")
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig

@@ -63,7 +63,7 @@ def training_curves(history: list[dict[str, float]], *, best_epoch: int, referen
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"{title} (dashed: kept epoch {best_epoch})")
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
@@ -76,7 +76,7 @@ def class_share_figure(shares: pd.DataFrame, *, title: str = "Classes the classi
     ax.set_ylabel("share of images")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 

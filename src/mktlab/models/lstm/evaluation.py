@@ -60,7 +60,7 @@ def sequence_overview(data: ClickLogData) -> tuple[pd.DataFrame, Any]:
     right.set_ylabel("click rate")
     right.set_title("Click rate by history length (training)")
     right.legend(fontsize=8)
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return pd.DataFrame(rows), fig
 
 
@@ -208,7 +208,7 @@ def history_figure(by_seen: pd.DataFrame, by_length: pd.DataFrame, metrics: dict
         by_length, x="bucket", series=[MODEL, POPULARITY, LOGREG], count="impressions", xlabel="history length of the impression",
         ylabel="test ROC AUC", title="AUC by history length", ax=right,
     )
-    fig.tight_layout()
+    fig.set_layout_engine("tight")
     return fig
 
 
