@@ -3,8 +3,8 @@
 In a sweep whose jobs run in this process (Hydra's basic launcher), logging a job's
 executed notebook (its HTML export above all) and closing its run can happen while the
 next job already runs in the warm kernel. One background thread does it, in order, and
-only while this process waits on a notebook (`waiting_on_notebook`): between two jobs
-the runner's own work (opening the next run, connecting to the kernel) goes first. The
+only while this process waits on a notebook's cells (`waiting_on_notebook`): between two jobs
+the runner's own work (opening the next run, parameterizing the next notebook) goes first. The
 sweep's end (and this process's exit) waits for every run to be recorded before it ranks
 them, so no run is left RUNNING.
 """
@@ -40,11 +40,13 @@ def _when_idle(task: Callable[[], None]) -> None:
 
 
 @contextlib.contextmanager
-def waiting_on_notebook() -> Iterator[None]:
-    """Within the block this process waits on a notebook's kernel: runs waiting to be recorded are recorded."""
-    _runner_idle.set()
+def waiting_on_notebook() -> Iterator[Callable[..., None]]:
+    """Within the block this process runs a notebook. The block calls the callable it is given (any
+    arguments: it serves as nbclient's `on_cell_execute` hook) once the notebook's first cell is sent to
+    the kernel: from then on this process only waits on the kernel, and runs waiting to be recorded are
+    recorded. Reading and parameterizing the notebook, before, go first."""
     try:
-        yield
+        yield lambda *_, **__: _runner_idle.set()
     finally:
         _runner_idle.clear()
 

@@ -77,7 +77,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
     keep = True  # a kernel interrupted mid-job is not kept for the next one
     try:
         with _TerminateAsInterrupt():
-            with waiting_on_notebook():  # earlier jobs of a sweep are recorded meanwhile
+            with waiting_on_notebook() as cells_started:  # earlier jobs of a sweep are recorded while its cells run
                 manager = kernel.ready(cwd) if kernel is not None else None
                 pm.execute_notebook(
                     str(notebook),
@@ -94,6 +94,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
                     # shutdown only waits for the kernel's native teardown (JAX, MLflow) to time out:
                     # 2.5 s of every run.
                     shutdown_kernel="immediate",
+                    on_cell_execute=cells_started,
                     **({"km": manager} if manager is not None else {}),
                 )
     except PapermillExecutionError as error:
