@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/sweep.py                 # 6 jobs; basic and joblib launchers, reuse on and off
     .venv/bin/python benchmarks/sweep.py --rounds 3      # every side 3 times in turn, the fastest round of each counts
-    .venv/bin/python benchmarks/sweep.py --jobs 8 --optuna   # also a 30-trial Optuna search on the default MF data
+    .venv/bin/python benchmarks/sweep.py --jobs 8 --optuna   # also 30-trial Optuna searches on the default MF data, pruned and not
     .venv/bin/python benchmarks/sweep.py --project /path/to/other/checkout   # its `mktlab -m` beside this one's
 
 Every side runs the same jobs (`debug=tiny trainer.progress=false seed=0..N-1`, one SQLite store per side)
@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -142,8 +144,8 @@ def main() -> None:
             print(f"  {name:<58} start-up {startup:5.1f} s, then {after:5.2f} s/job   {after / base:5.2f}x")
         if args.optuna:
             print("\n30-trial Optuna search on the default MF data (sweep=mf_optuna, joblib launcher, 2 trials at a time):")
-            searches = [("this checkout, the default MF (rating and ranking heads)", [], {}),
-                        ("this checkout, the rating head alone (experiment=mf_ratings_only)", ["experiment=mf_ratings_only"], {})]
+            searches = [("this checkout, pruned (sweep=mf_optuna's MedianPruner)", [], {}),
+                        ("this checkout, every trial to the end (hydra.sweeper.pruner=null)", ["hydra.sweeper.pruner=null"], {})]
             if args.project:
                 other = Path(args.project).resolve()
                 searches.append((f"{other.name} (its default MF)", [], {"PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other),
@@ -153,7 +155,9 @@ def main() -> None:
                 store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
                 seconds = timed([str(BIN / "mktlab"), "-m", "sweep=mf_optuna", *extra, "hydra/launcher=joblib", "trainer.progress=false",
                                  *store, f"hydra.sweep.dir={folder / 'sweep'}"], env=env)
-                print(f"  {name:<70} {seconds:6.0f} s ({seconds / 30:.1f} s per trial)")
+                results = yaml.safe_load((folder / "sweep" / "optimization_results.yaml").read_text())
+                print(f"  {name:<70} {seconds:6.0f} s ({seconds / 30:.1f} s per trial), best {results['metric']} "
+                      f"{results['best_value']:.4f}, {results.get('pruned_trials', 0)} pruned")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -34,8 +34,9 @@ from mktlab.config.secrets import mask_uri, scrub_text, secret_values
 from mktlab.evaluation.report import Report, aggregate
 from mktlab.models import registry
 from mktlab.models.contract import ModelSpec
-from mktlab.tracking import Tracker, get_client, links, open_run, provenance, run_name
+from mktlab.tracking import Tracker, get_client, links, open_run, provenance, run_name, trials
 from mktlab.tracking.reports import log_report
+from mktlab.tracking.trials import PRUNED_AT_EPOCH
 from mktlab.train import runtime
 from mktlab.train.keys import run_keys, seed_list, several_seeds
 from mktlab.train.loop import FitResult, SeedResults, fit_loop, fit_loop_vectorized
@@ -117,7 +118,7 @@ def fit(cfg: Config, data: Any, tracker: Tracker | None = None) -> FitResult | S
     if not several_seeds(cfg):
         keys = run_keys(cfg.seed)
         result = fit_loop(tasks[0], cfg.trainer, model_key=keys["model_key"], train_key=keys["train_key"],
-                          on_epoch=_epoch_logger(tracker, tasks[0]), desc=spec.name)
+                          on_epoch=_epoch_logger(tracker, tasks[0], trial=cfg.trainer.trial), desc=spec.name)
         _log_best(tracker, result)
         return result
     children = [_child_run(cfg, data, seed, tracker) for seed in seeds] if tracker is not None else [None] * len(seeds)
@@ -204,16 +205,28 @@ def _open_notebook() -> Path | None:
     return path if path is not None and path.is_file() else None
 
 
-def _epoch_logger(tracker: Tracker | None, task: Any):
-    if tracker is None:
+def _epoch_logger(tracker: Tracker | None, task: Any, *, trial: str | None = None):
+    """`on_epoch(epoch, metrics) -> stop`: each epoch's metrics logged to `tracker`, and with `trial` (an Optuna
+    trial's reference) the monitored metric reported to its study, whose pruner may stop the training."""
+    if tracker is None and trial is None:
         return None
-    tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})  # sweeps rank runs by it
-    return lambda epoch, metrics: tracker.log_metrics(metrics, step=epoch)
+    if tracker is not None:
+        tracker.set_tags({"mktlab.monitor": task.monitor, "mktlab.monitor_mode": task.mode})  # sweeps rank runs by it
+    report = trials.epoch_reporter(trial, task.monitor) if trial is not None else None
+
+    def on_epoch(epoch: int, metrics: dict[str, float]) -> bool:
+        if tracker is not None:
+            tracker.log_metrics(metrics, step=epoch)
+        return report is not None and report(epoch, metrics)
+
+    return on_epoch
 
 
 def _log_best(tracker: Tracker | None, result: FitResult) -> None:
     if tracker is not None and math.isfinite(result.best_score):
         tracker.log_metrics({f"best_{result.monitor}": result.best_score, "best_epoch": result.best_epoch})
+    if tracker is not None and result.pruned:  # the Optuna sweeper counts the trial as pruned
+        tracker.log_metrics({PRUNED_AT_EPOCH: result.epochs_run})
 
 
 def _child_run(cfg: Config, data: Any, seed: int, parent: Tracker) -> Tracker:

@@ -1,12 +1,16 @@
-"""The Optuna sweeper: search spaces, and a search whose metric and direction come from the model's monitor (its contract)."""
+"""The Optuna sweeper: search spaces, a search whose metric and direction come from the model's monitor (its contract),
+and a pruner that stops trials behind the others."""
 
 from __future__ import annotations
 
+import optuna
 import pytest
 import yaml
 from helpers import stub_notebook, stub_score, sweep_runs
 from hydra_plugins.mktlab_optuna_sweeper.optuna_sweeper import OptunaSweeper, search_space, trial_overrides
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from mktlab.tracking.trials import storage
 
 
 def test_search_space_follows_hydra_sweep_syntax():
@@ -48,3 +52,29 @@ def test_optuna_minimizes_the_monitored_metric(store, mktlab_cli, tmp_path):
     assert results["metric"] == "best_val_rmse" and results["direction"] == "minimize"  # mf's monitor: val_rmse, min
     assert results["best_value"] == pytest.approx(best) and results["trials"] == 4
     assert parent.data.metrics["best_val_rmse"] == pytest.approx(best)
+
+
+@pytest.mark.slow
+def test_a_pruner_stops_trials_whose_epochs_it_judges_behind(store, mktlab_cli, tmp_path):
+    # ThresholdPruner(upper=0) judges every RMSE behind from epoch (step) 2 on: each trial trains 2 of its 3 epochs
+    result = mktlab_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "model=mf", "debug=tiny",
+                         "trainer.epochs=3", "trainer.progress=false", *store.overrides, "optim.lr=interval(0.01,0.05)",
+                         "hydra.sweeper.pruner={kind:ThresholdPruner,upper:0.0,n_warmup_steps:2}"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(store, "mf")
+    assert len(children) == 2 and all(r.info.status == "FINISHED" for r in children)  # evaluated and recorded as usual
+    for run in children:
+        assert run.data.metrics["pruned_at_epoch"] == 2 and run.data.metrics["best_epoch"] <= 2
+        assert run.data.params["trainer.trial"].endswith(str(tmp_path / "multirun" / "optuna.journal"))
+    results = yaml.safe_load((tmp_path / "multirun" / "optimization_results.yaml").read_text())
+    assert results["pruned_trials"] == 2 and results["trials"] == 2 and results["best_value"] is None
+    study = optuna.load_study(study_name=results["study"], storage=storage(str(tmp_path / "multirun" / "optuna.journal")))
+    assert [sorted(t.intermediate_values) for t in study.trials] == [[1, 2], [1, 2]]
+    assert "no trial completed (2 pruned, 0 failed)" in result.stdout + result.stderr
+
+
+def test_a_pruner_needs_the_monitored_metric_and_a_known_kind():
+    with pytest.raises(ValueError, match="keep metric auto"):
+        OptunaSweeper(metric="test_rmse", direction="min", pruner={"kind": "MedianPruner"})
+    with pytest.raises(ValueError, match="a class of optuna.pruners"):
+        OptunaSweeper(pruner={"kind": "Pruner"})

@@ -62,3 +62,17 @@ def test_every_epoch_reaches_the_callback_without_the_first_step_losses() -> Non
                       on_epoch=lambda epoch, metrics: seen.append((epoch, dict(metrics))), **KEYS)
     assert seen == [(1, {"train_loss": 10.0}), (2, {"train_loss": 100.0})]
     assert [row for row in result.history] == [{"epoch": 1, "train_loss": 10.0}, {"epoch": 2, "train_loss": 100.0}]
+
+
+def test_a_callback_that_answers_true_stops_training_and_keeps_the_best_epoch_so_far() -> None:
+    scores = iter([1.0, 0.5, 0.7, 0.6, 0.4])
+    task = TrainTask(
+        init=lambda key: {"w": jnp.zeros(())},
+        train_epoch=lambda s, key: ({"w": s["w"] + 1}, {"loss": jnp.asarray(1.0)}),
+        validate=lambda s: {"val_rmse": next(scores)},
+        monitor="val_rmse",
+    )
+    result = fit_loop(task, trainer_config(epochs=5, patience=None, progress=False), on_epoch=lambda epoch, metrics: epoch == 3, **KEYS)
+    assert result.pruned and not result.stopped_early and result.epochs_run == 3
+    assert result.best_epoch == 2 and float(result.state["w"]) == 2.0 and result.best_score == 0.5
+    assert "pruned" in result.summary("val RMSE")

@@ -16,6 +16,13 @@ digits. Each trial is one job of the configured launcher:
 The objective is the job's `metric` (default: `best_<monitor>`, the validation metric the
 model's training monitors, as its contract states), in the monitor's direction unless
 `direction` says otherwise. A failed job is a failed trial; the search goes on.
+
+With a `pruner` (`{kind: MedianPruner, n_startup_trials: 5, n_warmup_steps: 2}`: any class of
+`optuna.pruners` and its arguments), every job reports its monitored metric to the study after
+each epoch (`trainer.trial`, `mktlab.tracking.trials`) and stops training when the pruner finds
+it behind the trials before it; its run is evaluated and recorded as usual, with a
+`pruned_at_epoch` metric, and the trial counts as pruned. The study then lives in
+`optuna.journal` in the sweep's folder unless `storage` names another.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ from optuna.trial import TrialState
 from mktlab.config.secrets import mask_secrets, scrub_text, secrets_in_overrides
 from mktlab.models import registry
 from mktlab.runner.sweep import JobFailure, read_record
+from mktlab.tracking.trials import PRUNED_AT_EPOCH, PRUNER_ATTR, TrialReference, make_pruner
+from mktlab.tracking.trials import storage as trial_storage
 
 log = logging.getLogger(__name__)
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
@@ -106,8 +115,10 @@ class OptunaSweeper(Sweeper):
         n_trials: trials in all.
         n_jobs: trials launched together.
         study_name: the Optuna study name (default `mktlab-<sweep id>`).
-        storage: an Optuna storage URL to keep (and resume) the study; None keeps it in memory.
+        storage: an Optuna storage URL to keep (and resume) the study; None keeps it in memory
+            (with a pruner: in a journal file in the sweep's folder).
         params: `{key: search space}` as in Hydra's sweepers.
+        pruner: `{kind: <optuna.pruners class>, **its arguments}` to stop trials that lag; None prunes nothing.
     """
 
     def __init__(
@@ -120,6 +131,7 @@ class OptunaSweeper(Sweeper):
         study_name: str | None = None,
         storage: str | None = None,
         params: Mapping[str, Any] | None = None,
+        pruner: Mapping[str, Any] | None = None,
     ) -> None:
         if direction != "auto" and direction not in DIRECTIONS:
             raise ValueError(f"hydra.sweeper.direction={direction!r}: expected minimize, maximize or auto")
@@ -127,6 +139,16 @@ class OptunaSweeper(Sweeper):
             raise ValueError(f"hydra.sweeper.metric={metric}: set hydra.sweeper.direction (minimize or maximize) for it")
         if n_trials < 1 or n_jobs < 1:
             raise ValueError("hydra.sweeper.n_trials and n_jobs must be at least 1")
+        pruner = OmegaConf.to_container(pruner) if isinstance(pruner, DictConfig) else (dict(pruner) if pruner else None)
+        if pruner:
+            make_pruner(pruner)  # a wrong kind or argument fails here, before any trial
+            if metric != "auto":
+                raise ValueError(f"hydra.sweeper.metric={metric}: a pruner compares the monitored metric each epoch; keep metric auto")
+            if storage and "@" in storage:
+                raise ValueError("hydra.sweeper.storage: with a pruner every job opens the study, so its URL must not hold "
+                                 "credentials; leave storage null (a journal file in the sweep's folder)")
+            if study_name and "@" in study_name:
+                raise ValueError(f"hydra.sweeper.study_name={study_name!r}: with a pruner, a name without '@'")
         self.sampler = sampler
         self.metric = metric
         self.direction = direction if direction == "auto" else DIRECTIONS[direction]
@@ -135,6 +157,7 @@ class OptunaSweeper(Sweeper):
         self.study_name = study_name
         self.storage = storage
         self.params = dict(params or {})
+        self.pruner = pruner or None
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
@@ -166,17 +189,37 @@ class OptunaSweeper(Sweeper):
         if result.status != JobStatus.COMPLETED or isinstance(result._return_value, JobFailure):
             return TrialState.FAIL, None
         metrics = result._return_value if isinstance(result._return_value, Mapping) else {}
+        if PRUNED_AT_EPOCH in metrics:
+            return TrialState.PRUNED, None  # Optuna keeps its last reported value
         value = metrics.get(metric)
         if value is None or not math.isfinite(float(value)):
             log.warning(f"job {job_num}: no finite {metric} among its metrics; the trial counts as failed")
             return TrialState.FAIL, None
         return TrialState.COMPLETE, float(value)
 
-    def _study(self, direction: str) -> optuna.Study:
+    def _storage_location(self, sweep_dir: Path) -> str | None:
+        """Where the study lives: `storage`, else (with a pruner, whose jobs report to it) `optuna.journal`
+        in the sweep's folder, else nowhere (in memory)."""
+        if self.storage or not self.pruner:
+            return self.storage
+        return str((sweep_dir / "optuna.journal").resolve())
+
+    def _study(self, direction: str, location: str | None) -> optuna.Study:
         assert self.config is not None
         record = read_record(str(self.config.hydra.sweep.dir))
         name = self.study_name or f"mktlab-{record.sweep_id if record else Path(str(self.config.hydra.sweep.dir)).name}"
-        return optuna.create_study(study_name=name, storage=self.storage, sampler=self.sampler, direction=direction, load_if_exists=True)
+        study = optuna.create_study(study_name=name, storage=trial_storage(location) if location else None, sampler=self.sampler,
+                                    pruner=make_pruner(self.pruner), direction=direction, load_if_exists=True)
+        if self.pruner:
+            study.set_user_attr(PRUNER_ATTR, self.pruner)  # the jobs build the same pruner from it
+        return study
+
+    def _trial_overrides(self, fixed: Sequence[str], trial: optuna.trial.Trial, location: str | None) -> list[str]:
+        overrides = trial_overrides(fixed, trial.params)
+        if self.pruner and location:
+            reference = TrialReference(trial._trial_id, trial.study.study_name, location)
+            overrides.append(f"trainer.trial={_override_value(str(reference))}")
+        return overrides
 
     # ------------------------------------------------------------------ the search
     def sweep(self, arguments: list[str]) -> Any:
@@ -190,12 +233,14 @@ class OptunaSweeper(Sweeper):
             raise ValueError("the Optuna sweeper has nothing to search: give hydra.sweeper.params or overrides like 'optim.lr=interval(1e-4,1e-1)'")
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         metric, direction = self._objective(fixed)
-        study = self._study(direction)
+        location = self._storage_location(sweep_dir)
+        study = self._study(direction, location)
         returns, done = [], 0
-        log.info(f"Optuna: {self.n_trials} trials, {self.n_jobs} at a time, {direction} {metric} over {', '.join(space)}")
+        pruning = f", pruned by {self.pruner['kind']}" if self.pruner else ""
+        log.info(f"Optuna: {self.n_trials} trials, {self.n_jobs} at a time, {direction} {metric} over {', '.join(space)}{pruning}")
         while done < self.n_trials:
             trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
-            batch = [trial_overrides(fixed, t.params) for t in trials]
+            batch = [self._trial_overrides(fixed, t, location) for t in trials]
             self.validate_batch_is_legal(batch)
             results = self.launcher.launch(batch, initial_job_idx=done)
             for offset, (trial, result) in enumerate(zip(trials, results)):
@@ -207,22 +252,24 @@ class OptunaSweeper(Sweeper):
         return returns
 
     def _report(self, study: optuna.Study, metric: str, sweep_dir: Path) -> None:
-        """Print the best trial and write `optimization_results.yaml` into the sweep folder."""
+        """Print the best trial and write `optimization_results.yaml` into the sweep folder (its counts even
+        when no trial completed)."""
         completed = study.get_trials(states=[TrialState.COMPLETE])
-        if not completed:
-            log.warning("Optuna: no trial completed")
-            return
-        best = study.best_trial
+        best = study.best_trial if completed else None
         results = {
             "name": "optuna",
             "study": study.study_name,
             "metric": metric,
             "direction": study.direction.name.lower(),
-            "best_params": best.params,
-            "best_value": best.value,
-            "best_trial": best.number,
+            "best_params": best.params if best else None,
+            "best_value": best.value if best else None,
+            "best_trial": best.number if best else None,
             "trials": len(study.trials),
             "failed_trials": len(study.get_trials(states=[TrialState.FAIL])),
+            "pruned_trials": len(study.get_trials(states=[TrialState.PRUNED])),
         }
         (sweep_dir / "optimization_results.yaml").write_text(yaml.safe_dump(results, sort_keys=False), encoding="utf-8")
+        if best is None:
+            log.warning(f"Optuna: no trial completed ({results['pruned_trials']} pruned, {results['failed_trials']} failed)")
+            return
         log.info(f"Optuna: best {metric} {best.value:.6g} with {best.params}")

@@ -67,8 +67,11 @@ class TrainerConfig:
     num_seeds: int = at_least(1)
     seed_batch: Optional[int] = at_least(1, optional=True)
     data_parallel: bool = MISSING
+    trial: Optional[str] = None  # the Optuna trial this job reports to (`mktlab.tracking.trials`); set by the sweeper
 
     def invalid(self) -> list[Rule]:
+        if self.trial is not None and (self.seeds is not None or self.num_seeds > 1):
+            return require(False, "trial", self.trial, "one seed per trial: trainer.seeds null and trainer.num_seeds 1")
         if self.seeds is None:
             return []
         return require(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds) and all(s >= 0 for s in self.seeds),

@@ -19,6 +19,8 @@ import pandas as pd
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from mktlab.tracking.trials import PRUNED_AT_EPOCH
+
 # Tags of sweep runs (the parent holds the definition, each child its place in the sweep).
 SWEEP_ID = "mktlab.sweep_id"
 SWEEP_ROLE = "mktlab.sweep_role"  # "parent" on the sweep's own run
@@ -27,7 +29,7 @@ SWEPT = "mktlab.swept"  # comma-separated config keys the sweep varies
 PARENT = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under the parent
 MONITOR, MONITOR_MODE = "mktlab.monitor", "mktlab.monitor_mode"
 # Params that differ between runs without being chosen by anyone.
-INCIDENTAL = ("data.stats.", "paths.", "tracking.", "tags.", "run_name", "experiment_name")
+INCIDENTAL = ("data.stats.", "paths.", "tracking.", "tags.", "run_name", "experiment_name", "trainer.trial")
 RUN_ID_PATTERN = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -67,8 +69,10 @@ class RunTable:
         return done.dropna(subset=[self.metric]).iloc[0]
 
     def display_columns(self, max_metrics: int = 3) -> list[str]:
-        """Rank, status, the swept parameters (else the run name), the main metric and a few test metrics."""
+        """Rank, status, the swept parameters (else the run name), the main metric, where an Optuna pruner
+        stopped a run, and a few test metrics."""
         metrics = [self.metric] if self.metric else []
+        metrics += [PRUNED_AT_EPOCH] if PRUNED_AT_EPOCH in self.frame else []
         metrics += [c for c in self.frame.columns if c.startswith("test_") and c not in metrics][:max_metrics]
         return [c for c in ["rank", "status", *(self.params or ["run_name"]), *metrics] if c in self.frame]
 

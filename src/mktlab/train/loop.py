@@ -31,7 +31,7 @@ class NonFiniteLossError(TrainingDiverged):
 
 ADVICE = "lower optim.lr, add optim.grad_clip, or check the data for extreme values"
 
-EpochCallback = Callable[[int, dict[str, float]], None]  # on_epoch(epoch, metrics)
+EpochCallback = Callable[[int, dict[str, float]], Any]  # on_epoch(epoch, metrics) -> True stops this copy's training (pruned)
 
 
 @dataclass
@@ -74,6 +74,7 @@ class FitResult:
     best_epoch: int = 0
     best_score: float = math.nan
     stopped_early: bool = False
+    pruned: bool = False  # stopped by its `on_epoch` callback (an Optuna pruner) at its last epoch
     seconds: float = 0.0
     monitor: str = ""  # the metric `best_score` is the best of
 
@@ -82,7 +83,7 @@ class FitResult:
         return len(self.history)
 
     def summary(self, monitor: str = "monitored metric") -> str:
-        stop = ", stopped early" if self.stopped_early else ""
+        stop = ", pruned" if self.pruned else ", stopped early" if self.stopped_early else ""
         return f"best epoch {self.best_epoch} of {self.epochs_run}{stop}: {monitor} {self.best_score:.4f} ({self.seconds:.1f} s)"
 
     @property
@@ -152,7 +153,8 @@ def fit_loop(
         trainer: epochs, patience, progress settings.
         model_key: the key of the parameter init.
         train_key: each epoch's key is `fold_in(train_key, epoch)`.
-        on_epoch: called with each epoch's number and metrics (e.g. to log them).
+        on_epoch: called with each epoch's number and metrics (e.g. to log them); a true answer
+            stops the training there (`FitResult.pruned`), the best epoch so far kept.
         desc: the progress bar's label.
 
     Raises:
@@ -286,8 +288,8 @@ def _train(
                     raise NonFiniteLossError(f"the monitored metric {task.monitor} is {score} at epoch {epoch}; {ADVICE}")
                 result = member.result
                 result.history.append({"epoch": epoch, **row})
-                if member.on_epoch is not None:
-                    member.on_epoch(epoch, row)
+                if member.on_epoch is not None and member.on_epoch(epoch, row):
+                    result.pruned, member.active = True, False
                 if task.on_epoch_end is not None:
                     task.on_epoch_end(epoch, state, row)
                 if not monitored:
