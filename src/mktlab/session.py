@@ -36,7 +36,6 @@ from mktlab.models import registry
 from mktlab.models.contract import ModelSpec
 from mktlab.tracking import Tracker, get_client, links, open_run, provenance, run_name, trials
 from mktlab.tracking.reports import log_report
-from mktlab.tracking.trials import PRUNED_AT_EPOCH
 from mktlab.train import runtime
 from mktlab.train.keys import run_keys, seed_list, several_seeds
 from mktlab.train.loop import FitResult, SeedResults, fit_loop, fit_loop_vectorized
@@ -226,7 +225,7 @@ def _log_best(tracker: Tracker | None, result: FitResult) -> None:
     if tracker is not None and math.isfinite(result.best_score):
         tracker.log_metrics({f"best_{result.monitor}": result.best_score, "best_epoch": result.best_epoch})
     if tracker is not None and result.pruned:  # the Optuna sweeper counts the trial as pruned
-        tracker.log_metrics({PRUNED_AT_EPOCH: result.epochs_run})
+        tracker.log_metrics({trials.PRUNED_AT_EPOCH: result.epochs_run})
 
 
 def _child_run(cfg: Config, data: Any, seed: int, parent: Tracker) -> Tracker:

@@ -124,23 +124,26 @@ def masked_top_k(scores: jax.Array, exclude: jax.Array, *, k: int) -> tuple[jax.
 # --------------------------------------------------------------------------- protocols on ratings data
 
 
-def seen_items(split: RatingsSplit, num_users: int, num_items: int) -> list[np.ndarray]:
-    """For each user index, the known item indices rated in `split` (training: excluded from recommendations)."""
-    known = (split.users < num_users) & (split.items < num_items)
-    users, items = split.users[known], split.items[known]
+def items_by_user(users: np.ndarray, items: np.ndarray, num_users: int) -> list[np.ndarray]:
+    """For each user index below `num_users`, the items of its records, in record order."""
     order = np.argsort(users, kind="stable")
     bounds = np.searchsorted(users[order], np.arange(num_users + 1))
     return np.split(items[order], bounds[1:-1])
 
 
+def seen_items(split: RatingsSplit, num_users: int, num_items: int) -> list[np.ndarray]:
+    """For each user index, the known item indices rated in `split` (training: excluded from recommendations)."""
+    known = (split.users < num_users) & (split.items < num_items)
+    return items_by_user(split.users[known], split.items[known], num_users)
+
+
 def relevant_items(split: RatingsSplit, threshold: float, num_users: int, num_items: int) -> dict[int, set[int]]:
     """Per known user, the known items rated at or above `threshold` in `split`."""
     keep = (split.ratings >= threshold) & (split.users < num_users) & (split.items < num_items)
-    users, items = split.users[keep], split.items[keep]
-    unique, first, counts = np.unique(users, return_index=True, return_counts=True)
-    groups = np.split(items[np.argsort(users, kind="stable")], np.cumsum(counts)[:-1])
-    by_user = {int(user): set(group.tolist()) for user, group in zip(unique, groups)}
-    return {int(users[i]): by_user[int(users[i])] for i in np.sort(first)}  # users in the order the split first names them
+    users = split.users[keep]
+    groups = items_by_user(users, split.items[keep], num_users)
+    first = np.sort(np.unique(users, return_index=True)[1])  # users in the order the split first names them
+    return {int(users[i]): set(groups[users[i]].tolist()) for i in first}
 
 
 def top_k(score: Scorer, users: np.ndarray, exclude: list[np.ndarray], k: int, *, num_items: int,
