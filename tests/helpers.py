@@ -160,6 +160,7 @@ STUB_EXPERIMENT = "sweep_stub"
 
 STUB_SOURCE = """\
 import math
+import time
 
 from mktlab import session
 
@@ -168,6 +169,8 @@ lr, dim = cfg.params.get("lr", 0.01), cfg.params.get("dim", 1)
 if dim < 0:
     raise ValueError(f"params.dim={dim} must be positive")
 tracker.set_tags({"mktlab.monitor": "val_rmse", "mktlab.monitor_mode": "min"})
+if cfg.params.get("first_job_sleeps") and tracker.client.get_run(tracker.run_id).data.tags.get("mktlab.job_num") == "0":
+    time.sleep(cfg.params["first_job_sleeps"])  # a slow first job of a sweep
 score = abs(math.log10(lr) + 2) + dim / 100 + cfg.seed / 1000
 for epoch in range(1, cfg.trainer.epochs + 1):
     tracker.log_metrics({"train_loss": score + 2 / epoch, "val_rmse": score + 1 / epoch}, step=epoch)

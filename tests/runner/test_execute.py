@@ -176,3 +176,31 @@ def test_the_html_of_an_executed_notebook_needs_no_network(tmp_path):
     assert "cdnjs" not in html and "require.min.js" not in html and "MathJax.Hub" not in html
     assert f"data:image/png;base64,{png}" in html  # figures are inside the file
     assert "jp-Notebook" in html and "The model beats its baseline" in html  # JupyterLab's look, the text as written
+
+
+def test_a_running_notebook_is_written_at_its_start_and_end_and_every_few_seconds_between(tmp_path, monkeypatch):
+    """Papermill writes the notebook at each cell's start and end; mktlab's engine only when `SAVE_EVERY`
+    seconds have passed since the last write, and always at the start and the end of the run."""
+    import papermill.engines
+
+    from mktlab.runner import execute as execute_module
+
+    writes = []
+    real_write = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(time.monotonic()), real_write(nb, path)))
+    quick = write_notebook(tmp_path / "quick.ipynb", "x = 1")
+    nb = nbformat.read(quick, as_version=4)
+    nb.cells += [new_code_cell(f"y = {i}") for i in range(4)] + [new_code_cell("import time; time.sleep(1.2)"), new_code_cell("z = 2")]
+    nbformat.write(nb, quick)
+
+    assert execute(quick, tmp_path / "out.ipynb", parameters={}, cwd=tmp_path, progress=False).ok
+    assert len(writes) == 2  # the start and the end: no cell boundary came 10 s after a write
+    book = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert all(c.metadata.papermill["status"] == "completed" for c in book.cells if c.cell_type == "code")
+
+    writes.clear()
+    monkeypatch.setattr(execute_module, "SAVE_EVERY", 1.0)
+    assert execute(quick, tmp_path / "out.ipynb", parameters={}, cwd=tmp_path, progress=False).ok
+    # the start, a cell boundary at least 1 s after each write (one after the sleeping cell's 1.2 s at least), the end
+    between = [later - earlier for earlier, later in zip(writes[:-2], writes[1:-1])]
+    assert len(writes) >= 3 and all(gap >= 1.0 for gap in between), between

@@ -55,6 +55,22 @@ def test_optuna_minimizes_the_monitored_metric(store, mktlab_cli, tmp_path):
 
 
 @pytest.mark.slow
+def test_with_joblib_a_trial_starts_as_soon_as_a_worker_is_free(store, mktlab_cli, tmp_path):
+    """The first trial takes 12 s more than the others: with two workers, the other worker runs trials 1, 2
+    and 3 meanwhile, instead of waiting for trial 0 to end before trials 2 and 3 start."""
+    result = mktlab_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.n_jobs=2", "hydra/launcher=joblib",
+                         *stub_notebook(tmp_path / "nb"), *store.overrides, "+params.first_job_sleeps=12",
+                         "params.lr=tag(log,interval(1e-3,1e-1))"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(store)
+    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+    first = children[0]
+    assert all(run.info.end_time < first.info.end_time for run in children[1:]), [(r.info.start_time, r.info.end_time) for r in children]
+    results = yaml.safe_load((tmp_path / "multirun" / "optimization_results.yaml").read_text())
+    assert results["trials"] == 4 and results["best_value"] == pytest.approx(min(r.data.metrics["best_val_rmse"] for r in children))
+
+
+@pytest.mark.slow
 def test_a_pruner_stops_trials_whose_epochs_it_judges_behind(store, mktlab_cli, tmp_path):
     # ThresholdPruner(upper=0) judges every RMSE behind from epoch (step) 2 on: each trial trains 2 of its 3 epochs
     result = mktlab_cli(["-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=1", "model=mf", "debug=tiny",

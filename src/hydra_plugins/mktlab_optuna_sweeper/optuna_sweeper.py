@@ -10,8 +10,10 @@ and Optuna. This sweeper keeps its command line and search-space syntax on curre
 `choice(...)` and `a,b,c` are categorical, `range(a,b[,step])` integers (or floats) from a
 up to b excluded as in Hydra, `interval(a,b)` uniform floats (`int(interval(a,b))` integers), and
 `tag(log,interval(a,b))` log-uniform; sampled floats reach the jobs with 4 significant
-digits. Each trial is one job of the configured launcher:
-`n_jobs` trials go out together, so `hydra/launcher=joblib` runs them in parallel.
+digits. Each trial is one job of the configured launcher. With `hydra/launcher=joblib`,
+`n_jobs` trials run at once and the next trial starts as soon as one ends: a trial that is
+pruned or fails early frees its worker at once. Other launchers take `n_jobs` trials at a time
+(in parallel with ray or submitit) and the next ones when all of them have ended.
 
 The objective is the job's `metric` (default: `best_<monitor>`, the validation metric the
 model's training monitors, as its contract states), in the monitor's direction unless
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,6 +55,9 @@ from mktlab.tracking.trials import PRUNED_AT_EPOCH, PRUNER_ATTR, TrialReference,
 from mktlab.tracking.trials import storage as trial_storage
 
 log = logging.getLogger(__name__)
+# launchers whose `launch` may run from several threads at once, each call a job of its own (the others are given
+# batches: Ray's first launch starts its runtime, which two threads at once would race to do)
+THREAD_SAFE_LAUNCHERS = ("JoblibLauncher",)
 DIRECTIONS = {"min": "minimize", "max": "maximize", "minimize": "minimize", "maximize": "maximize"}
 
 
@@ -161,6 +167,7 @@ class OptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher: Any = None
+        self._validated = False  # whether a trial's config was composed here (`_ask`)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
@@ -235,21 +242,72 @@ class OptunaSweeper(Sweeper):
         metric, direction = self._objective(fixed)
         location = self._storage_location(sweep_dir)
         study = self._study(direction, location)
-        returns, done = [], 0
         pruning = f", pruned by {self.pruner['kind']}" if self.pruner else ""
         log.info(f"Optuna: {self.n_trials} trials, {self.n_jobs} at a time, {direction} {metric} over {', '.join(space)}{pruning}")
-        while done < self.n_trials:
-            trials = [study.ask(space) for _ in range(min(self.n_jobs, self.n_trials - done))]
-            batch = [self._trial_overrides(fixed, t, location) for t in trials]
-            self.validate_batch_is_legal(batch)
-            results = self.launcher.launch(batch, initial_job_idx=done)
-            for offset, (trial, result) in enumerate(zip(trials, results)):
-                state, value = self._outcome(done + offset, result, metric)
-                study.tell(trial, value, state=state)
-            returns.append(results)
-            done += len(batch)
+        ask = lambda: self._ask(study, space, fixed, location)  # noqa: E731
+
+        def tell(number: int, trial: Any, result: JobReturn) -> None:
+            state, value = self._outcome(number, result, metric)
+            study.tell(trial, value, state=state)
+
+        if self.n_jobs > 1 and type(self.launcher).__name__ in THREAD_SAFE_LAUNCHERS:
+            returns = self._launch_as_workers_free_up(ask, tell)
+        else:
+            returns = self._launch_in_batches(ask, tell)
         self._report(study, metric, sweep_dir)
         return returns
+
+    def _ask(self, study: optuna.Study, space: dict[str, BaseDistribution], fixed: Sequence[str], location: str | None) -> tuple[Any, list[str]]:
+        """A new trial and its job's overrides.
+
+        The first trial's config is composed here too, so that a wrong key or a value outside
+        the config's schema stops the search before any job runs. The later trials set the same
+        keys to other values of the same search space; each is composed where its job runs (a
+        value the config refuses fails that trial, and the search goes on), which spares the
+        launcher a composition (a quarter of a second) between a trial's end and the next one's start.
+        """
+        trial = study.ask(space)
+        overrides = self._trial_overrides(fixed, trial, location)
+        if not self._validated:
+            self.validate_batch_is_legal([overrides])
+            self._validated = True
+        return trial, overrides
+
+    def _launch_in_batches(self, ask: Any, tell: Any) -> list[Sequence[JobReturn]]:
+        """`n_jobs` trials at a time through the launcher, each batch's outcomes told before the next is asked."""
+        returns, done = [], 0
+        while done < self.n_trials:
+            asked = [ask() for _ in range(min(self.n_jobs, self.n_trials - done))]
+            results = self.launcher.launch([overrides for _, overrides in asked], initial_job_idx=done)
+            for offset, ((trial, _), result) in enumerate(zip(asked, results)):
+                tell(done + offset, trial, result)
+            returns.append(results)
+            done += len(asked)
+        return returns
+
+    def _launch_as_workers_free_up(self, ask: Any, tell: Any) -> list[Sequence[JobReturn]]:
+        """`n_jobs` trials in flight, each launched alone from a thread of this process; a trial that ends is
+        told at once and the next one asked and launched in its place."""
+        results: dict[int, JobReturn] = {}
+        running: dict[Future, tuple[int, Any]] = {}
+        asked = 0
+        with ThreadPoolExecutor(self.n_jobs, thread_name_prefix="optuna-trial") as threads:
+            try:
+                while asked < self.n_trials or running:
+                    while asked < self.n_trials and len(running) < self.n_jobs:
+                        trial, overrides = ask()
+                        running[threads.submit(self.launcher.launch, [overrides], initial_job_idx=asked)] = (asked, trial)
+                        asked += 1
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        number, trial = running.pop(future)
+                        (results[number],) = future.result()
+                        tell(number, trial, results[number])
+            except BaseException:
+                # Ctrl-C or a launcher error: no new trial; the trials in flight end (an interrupt reaches their workers too)
+                threads.shutdown(wait=False, cancel_futures=True)
+                raise
+        return [[results[number] for number in sorted(results)]]
 
     def _report(self, study: optuna.Study, metric: str, sweep_dir: Path) -> None:
         """Print the best trial and write `optimization_results.yaml` into the sweep folder (its counts even

@@ -40,6 +40,7 @@ from mktlab.runner import sweep as sw
 from mktlab.runner.background import wait_for_records
 from mktlab.runner.kernel import stop_waiting
 from mktlab.runner.notebooks import notebook_path
+from mktlab.runner.warm_workers import warm_up
 from mktlab.tracking import Tracker, get_client, get_or_create_experiment, links, provenance
 from mktlab.tracking.store import StoreError
 from mktlab.tracking.sweeps import load_runs
@@ -364,6 +365,7 @@ class SweepCallback(Callback):
         secrets = secrets_in_overrides(config.hydra.overrides.task)
         try:
             count = validate_jobs(config)
+            warm_up(config.hydra.launcher)  # joblib's workers start while the sweep opens
             self.record = open_sweep(config)
         except (ConfigError, StoreError) as error:
             console.print(f"[red]mktlab: {scrub_text(str(error), secrets)}[/red]", soft_wrap=True)

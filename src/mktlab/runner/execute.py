@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from typing import Any
 import nbformat
 import papermill as pm
 from nbclient.exceptions import DeadKernelError
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 
 from mktlab.runner.background import waiting_on_notebook
@@ -61,6 +63,62 @@ class _TerminateAsInterrupt:
             signal.signal(signal.SIGTERM, self._previous)
 
 
+SAVE_EVERY = 10.0  # seconds between two writes of a running notebook at its cells' starts and ends
+
+
+class SparingExecutionManager(NotebookExecutionManager):
+    """Papermill's execution manager, writing the output notebook at the start and the end of the run,
+    and in between at a cell's start or end only when `SAVE_EVERY` seconds have passed since the
+    last write (and, as in Papermill, every 30 s within a long cell).
+
+    Papermill writes the whole notebook, figures and all, at every cell's start and end: for the
+    short jobs of a sweep, some 30 writes of about 15 ms each, a third of the runner's own work per
+    job. A notebook followed while it runs still shows progress every few seconds, and one that
+    stops (an error, Ctrl-C, a dead kernel) is written whole when it stops, as before.
+    """
+
+    _always = False
+
+    def save(self, **kwargs: Any) -> None:
+        if self._always or (self.now() - self.last_save_time).total_seconds() >= SAVE_EVERY:
+            super().save(**kwargs)
+
+    def _saving_always(self, step: Any, **kwargs: Any) -> None:
+        self._always = True
+        try:
+            step(**kwargs)
+        finally:
+            self._always = False
+
+    def notebook_start(self, **kwargs: Any) -> None:
+        self._saving_always(super().notebook_start, **kwargs)
+
+    def notebook_complete(self, **kwargs: Any) -> None:
+        self._saving_always(super().notebook_complete, **kwargs)
+
+
+class SparingEngine(NBClientEngine):
+    """Papermill's nbclient engine with the `SparingExecutionManager` (Papermill's `Engine.execute_notebook`
+    names its manager class, so this repeats those few lines)."""
+
+    @classmethod
+    def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None, progress_bar: bool = True,
+                         log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+        nb_man = SparingExecutionManager(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                                         autosave_cell_every=autosave_cell_every)
+        nb_man.notebook_start()
+        try:
+            cls.execute_managed_notebook(nb_man, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            nb_man.cleanup_pbar()
+            nb_man.notebook_complete()
+        return nb_man.nb
+
+
+ENGINE = "mktlab"
+papermill_engines.register(ENGINE, SparingEngine)
+
+
 def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True,
             kernel: WarmKernel | None = None, reuse: bool = False) -> Outcome:
     """Run `notebook` into `output` with `parameters` injected after its `parameters` cell.
@@ -95,6 +153,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
                     # 2.5 s of every run.
                     shutdown_kernel="immediate",
                     on_cell_execute=cells_started,
+                    engine_name=ENGINE,
                     **({"km": manager} if manager is not None else {}),
                 )
     except PapermillExecutionError as error:
@@ -157,11 +216,19 @@ HTML_TEMPLATES = Path(__file__).with_name("templates")
 HTML_TEMPLATE = "mktlab_offline"
 
 
+@functools.cache
 def html_exporter() -> Any:
-    """nbconvert's HTML exporter as mktlab uses it: JupyterLab's look, images embedded, no CDN script."""
+    """nbconvert's HTML exporter as mktlab uses it: JupyterLab's look, images embedded, no CDN script.
+
+    One per process: an exporter compiles its Jinja templates once, on first use (a quarter of
+    a second); a sweep's later jobs convert with the compiled templates. `_exporting` keeps
+    conversions one at a time."""
     from nbconvert import HTMLExporter
 
     return HTMLExporter(template_name=HTML_TEMPLATE, extra_template_basedirs=[str(HTML_TEMPLATES)], embed_images=True)
+
+
+_exporting = threading.Lock()
 
 
 def _load_html_exporter() -> None:
@@ -170,7 +237,8 @@ def _load_html_exporter() -> None:
     try:
         from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-        html_exporter().from_notebook_node(new_notebook(cells=[new_markdown_cell("*loading*"), new_code_cell("print(1)")]))
+        with _exporting:
+            html_exporter().from_notebook_node(new_notebook(cells=[new_markdown_cell("*loading*"), new_code_cell("print(1)")]))
     except Exception:  # export_html reports nothing either: the .ipynb is logged all the same
         pass
 
@@ -181,7 +249,8 @@ def export_html(notebook: Path) -> Path | None:
 
     try:
         node = nbformat.read(notebook, as_version=4)
-        body, _ = html_exporter().from_notebook_node(node, resources={"metadata": {"path": str(notebook.parent)}})
+        with _exporting:
+            body, _ = html_exporter().from_notebook_node(node, resources={"metadata": {"path": str(notebook.parent)}})
     except Exception:  # a notebook cut off mid-write still gets its .ipynb logged
         return None
     html = notebook.with_suffix(".html")

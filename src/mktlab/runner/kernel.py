@@ -287,6 +287,11 @@ def start_early() -> None:
         _waiting = _start()
 
 
+def waiting() -> bool:
+    """Whether a live kernel waits for this process's next notebook."""
+    return _waiting is not None and _waiting.manager.is_alive()
+
+
 def settle_environment() -> None:
     """Take the environment as it is now as the one the waiting kernel was started for.
 

@@ -218,6 +218,25 @@ def _num_records(split: Any) -> int | None:
         return None
 
 
+UNIQUE_VIOLATIONS = ("IntegrityError", "UniqueViolation", "unique constraint")  # SQLite's, PostgreSQL's and MySQL's words for it
+
+
+def _log_inputs(client: Any, run_id: str, inputs: list, attempts: int = 3) -> None:
+    """`client.log_inputs`, again when a parallel job of the same experiment added the same data set
+    between the store's check for it and its insert (the store rolls the loser back; the next
+    attempt finds the data set and links it)."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except MlflowException as error:
+            lost_a_race = any(word.lower() in str(error).lower() for word in UNIQUE_VIOLATIONS)
+            if not lost_a_race or attempt == attempts - 1:
+                raise
+
+
 def log_data(tracker: Any, data: Any, *, name: str) -> dict[str, str]:
     """`mlflow.log_input` for each split of `data`, with its content fingerprint and source."""
     from mlflow.data.code_dataset_source import CodeDatasetSource
@@ -235,6 +254,6 @@ def log_data(tracker: Any, data: Any, *, name: str) -> dict[str, str]:
         dataset = MetaDataset(source=CodeDatasetSource(tags=tags), name=f"{name}-{split}", digest=digest[:32])
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", split)]))
     if inputs:
-        tracker.client.log_inputs(tracker.run_id, datasets=inputs)
+        _log_inputs(tracker.client, tracker.run_id, inputs)
     tracker.set_tags({f"mktlab.data.sha256.{split}": digest for split, digest in prints.items()} | {"mktlab.data.source": mask_secrets(source)})
     return prints

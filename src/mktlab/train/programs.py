@@ -6,7 +6,9 @@ spares the XLA compile (for a tiny MF fit, most of its time). A sweep's next job
 kernel, a notebook's second fit and the contract tests' repeated fits get them from here.
 
 The key must name everything the programs capture (graph, hyperparameters, sizes); data and
-seeds must reach them as arguments, never as captured values.
+seeds must reach them as arguments, never as captured values. A result that depends on nothing
+a sweep varies (MF's ranking head, the same for every rating-head setting) may be kept here
+too, keyed by a fingerprint of all its inputs.
 """
 
 from __future__ import annotations

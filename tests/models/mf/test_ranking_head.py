@@ -18,7 +18,7 @@ from mktlab.models.mf import ials
 from mktlab.models.mf.baselines import fit_biases, item_popularity
 from mktlab.models.mf.evaluation import evaluate
 from mktlab.models.mf.module import MatrixFactorization
-from mktlab.models.mf.training import frequency_weights, mf_loss
+from mktlab.models.mf.training import PENALTIES, mf_loss, penalty_weights
 from mktlab.train.checkpoint import load_module, save_module
 from mktlab.train.loop import SeedResults
 
@@ -142,32 +142,38 @@ def test_rating_head_starts_as_without_a_ranking_head_and_the_saved_model_serves
 
 
 @pytest.mark.parametrize("exponent", [0.0, 0.5, 1.0])
-def test_frequency_weights_make_a_rows_penalty_grow_as_its_count_to_the_exponent(exponent: float) -> None:
+def test_penalty_weights_make_a_rows_penalty_grow_as_its_count_to_the_exponent(exponent: float) -> None:
     users = np.array([0] * 8 + [1] * 2 + [2] * 1 + [3] * 1, np.int32)  # user 3 is out of vocabulary (3 known)
     items = np.array([0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 0, 1], np.int32)
-    weights = frequency_weights(split(users, items, np.full(12, 3.0)), 3, 4, exponent)
+    weights = penalty_weights(split(users, items, np.full(12, 3.0)), 3, 4, l2=0.1, l2_bias=0.02, exponent=exponent)
     if exponent == 1.0:
-        np.testing.assert_allclose(weights["user_reg"], 1.0)
-        np.testing.assert_allclose(weights["item_reg"], 1.0)
+        np.testing.assert_allclose(weights["user_l2"], 0.1)
+        np.testing.assert_allclose(weights["item_bias_l2"], 0.02)
+    # factors and biases weigh alike up to their strengths
+    np.testing.assert_allclose(weights["user_bias_l2"], weights["user_l2"] * 0.2, rtol=1e-6)
+    np.testing.assert_allclose(weights["item_bias_l2"], weights["item_l2"] * 0.2, rtol=1e-6)
     # a known user's ratings' weights sum to (its ratings) ** exponent, times one constant for every user
-    totals = np.array([weights["user_reg"][users == u].sum() for u in range(3)])
+    totals = np.array([weights["user_l2"][users == u].sum() for u in range(3)])
     np.testing.assert_allclose(totals / np.array([8, 2, 1]) ** exponent, totals[0] / 8**exponent, rtol=1e-5)
-    item_totals = np.array([weights["item_reg"][items == i].sum() for i in range(4)])
+    item_totals = np.array([weights["item_l2"][items == i].sum() for i in range(4)])
     counts = np.bincount(items, minlength=4)
     np.testing.assert_allclose(item_totals / counts**exponent, item_totals[0] / counts[0] ** exponent, rtol=1e-5)
 
 
-def test_plain_l2_is_the_penalty_of_every_rating_and_the_weights_scale_it() -> None:
+def test_each_ratings_penalty_strengths_weigh_the_squares_of_the_rows_it_touches() -> None:
     model = MatrixFactorization(5, 6, 3, global_mean=3.0, rngs=nnx.Rngs(0))
     model.user_bias.embedding.value = model.user_bias.embedding.value + 0.3
     batch = {"users": jnp.array([0, 1, 4, 4]), "items": jnp.array([2, 5, 0, 1]), "ratings": jnp.array([4.0, 2.0, 5.0, 3.0])}
     p, q, b_u, b_i = (np.asarray(x) for x in model.components(batch["users"], batch["items"]))
     mse = float(np.mean((3.0 + b_u + b_i + np.sum(p * q, -1) - np.asarray(batch["ratings"])) ** 2))
-    loss, _ = mf_loss(model, batch, key=jax.random.key(0), l2=0.1)
+    unpenalized, _ = mf_loss(model, batch, key=jax.random.key(0))
+    assert float(unpenalized) == pytest.approx(mse, rel=1e-5)
+    plain = {name: jnp.full(4, 0.1) for name in PENALTIES}
+    loss, _ = mf_loss(model, {**batch, **plain}, key=jax.random.key(0))
     assert float(loss) == pytest.approx(mse + 0.1 * np.mean(np.sum(p**2, -1) + np.sum(q**2, -1) + b_u**2 + b_i**2), rel=1e-5)
     user_reg, item_reg = np.array([1.0, 2.0, 0.5, 0.5]), np.array([3.0, 1.0, 1.0, 2.0])
-    weighted, _ = mf_loss(model, {**batch, "user_reg": jnp.asarray(user_reg), "item_reg": jnp.asarray(item_reg)},
-                          key=jax.random.key(0), l2=0.1, l2_bias=0.02)
+    weights = {"user_l2": 0.1 * user_reg, "user_bias_l2": 0.02 * user_reg, "item_l2": 0.1 * item_reg, "item_bias_l2": 0.02 * item_reg}
+    weighted, _ = mf_loss(model, {**batch, **jax.tree.map(jnp.asarray, weights)}, key=jax.random.key(0))
     expected = mse + np.mean(user_reg * (0.1 * np.sum(p**2, -1) + 0.02 * b_u**2) + item_reg * (0.1 * np.sum(q**2, -1) + 0.02 * b_i**2))
     assert float(weighted) == pytest.approx(expected, rel=1e-5)
 

@@ -14,7 +14,7 @@ from helpers import optim_config, trainer_config
 from mktlab import session
 from mktlab.models import registry
 from mktlab.models.mf.module import MatrixFactorization
-from mktlab.models.mf.training import mf_loss
+from mktlab.models.mf.training import PENALTIES, mf_loss
 from mktlab.train import programs
 from mktlab.train.loop import TrainTask, fit_loop
 from mktlab.train.optim import build_optimizer
@@ -36,7 +36,7 @@ def test_loss_falls_on_a_low_rank_problem() -> None:
     tx = build_optimizer(optim_config(lr=0.05))
     module = MatrixFactorization(n_users, n_items, 4, global_mean=3.0, rngs=nnx.Rngs(0))
     graphdef, state = init_state(module, tx)
-    epoch = compile_epoch(make_train_step(graphdef, lambda m, b, *, key: mf_loss(m, b, key=key, l2=0.0), tx), 128)
+    epoch = compile_epoch(make_train_step(graphdef, mf_loss, tx), 128)
     losses = []
     for e in range(30):
         state, metrics = epoch(state, arrays, jax.random.key(e))
@@ -48,7 +48,8 @@ def _fit(seed: int):
     arrays, n_users, n_items = synthetic_ratings()
     tx = build_optimizer(optim_config(lr=0.05))
     graphdef, _ = init_state(MatrixFactorization(n_users, n_items, 4, rngs=nnx.Rngs(0)), tx)
-    epoch = compile_epoch(make_train_step(graphdef, lambda m, b, *, key: mf_loss(m, b, key=key, l2=0.01), tx), 256)
+    epoch = compile_epoch(make_train_step(graphdef, mf_loss, tx), 256)
+    arrays = {**arrays, **{name: np.full(len(arrays["ratings"]), 0.01, np.float32) for name in PENALTIES}}
     task = TrainTask(
         init=lambda key: init_state(MatrixFactorization(n_users, n_items, 4, rngs=nnx.Rngs(params=key)), tx)[1],
         train_epoch=lambda s, key: epoch(s, arrays, key),
@@ -67,25 +68,28 @@ def test_same_seed_gives_identical_history_and_other_seed_does_not() -> None:
     assert a.best_epoch == 5 and a.history[-1]["train_loss"] < a.history[0]["train_loss"]
 
 
-def test_a_second_fit_reuses_the_programs_and_a_changed_problem_gets_its_own() -> None:
-    """In one process (a warm kernel's next job) a fit of the same config and shapes reuses the compiled
-    programs; ratings with another mean (a constant the initial state captures) and another learning
-    rate are not served a stale program: each fit equals the same fit with nothing kept."""
+def test_a_second_fit_reuses_the_programs_for_any_learning_rate_and_penalty_and_a_changed_problem_gets_its_own() -> None:
+    """In one process (a warm kernel's next job) a fit of the same shapes reuses the compiled programs,
+    also with another learning rate and L2 strength (the programs read them from the optimizer's state
+    and the data), and the ranking head solved by the first fit; ratings with another mean (a constant
+    the initial state captures, and other positives) get programs and a ranking head of their own. Each
+    fit equals the same fit with nothing kept."""
     cfg = registry.typed(registry.compose(["model=mf", "debug=tiny", "data.subsample=3000", "trainer.progress=false"]))
     data = session.load(cfg)
     shifted = dataclasses.replace(data, train=dataclasses.replace(data.train, ratings=data.train.ratings - 0.5))
     faster = registry.typed(registry.compose(["model=mf", "debug=tiny", "data.subsample=3000", "trainer.progress=false",
-                                              "optim.lr=0.01"]))
+                                              "optim.lr=0.01", "model.l2=0.05", "model.l2_exponent=0.8"]))
     programs.clear()
     first = session.fit(cfg, data)
     kept = programs.kept()
     again = session.fit(cfg, data)
-    assert programs.kept() == kept == 1  # the second fit built nothing new
+    assert programs.kept() == kept == 2  # the programs and the solved ranking head; the second fit added nothing
     others = [session.fit(cfg, shifted), session.fit(faster, data)]
-    assert programs.kept() == 3
+    assert programs.kept() == 4  # the shifted ratings' programs and head; the other rate and penalty ran the first ones
     programs.clear()
     alone = [session.fit(cfg, shifted), session.fit(faster, data)]
     assert first.history == again.history
     for reused, fresh in zip(others, alone):
         assert reused.history == fresh.history
+        np.testing.assert_array_equal(reused.model.rank_item_factors.value, fresh.model.rank_item_factors.value)
     assert others[0].history != first.history and others[1].history != first.history

@@ -9,7 +9,9 @@ rating head alone and ranks items by predicted rating.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,44 +26,48 @@ from mktlab.models.mf import ials
 from mktlab.models.mf.module import MatrixFactorization
 from mktlab.train import programs
 from mktlab.train.loop import TrainTask
-from mktlab.train.optim import epoch_optimizer
+from mktlab.train.optim import epoch_optimizer, program_settings, with_hyperparameters
 from mktlab.train.predict import predict_in_chunks
 from mktlab.train.state import abstract_graphdef, jit_init, merge_module, split_module
 from mktlab.train.steps import compile_epoch, make_train_step, num_batches, training_mesh
 
 
-def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array, l2: float,
-            l2_bias: float | None = None) -> tuple[jax.Array, dict]:
-    """Mean squared error plus `l2` times the squared norm of the factors (`l2_bias`, default `l2`, of
-    the biases) each rating touches.
+PENALTIES = ("user_l2", "item_l2", "user_bias_l2", "item_bias_l2")  # per-rating L2 strengths in a batch (`penalty_weights`)
 
-    Each rating penalizes the rows it touches, so a row's penalty grows with its ratings. With
-    `user_reg` and `item_reg` in the batch (per-rating weights, `frequency_weights`) the user
-    and item rows' penalties are scaled by them instead of by 1.
+
+def mf_loss(model: MatrixFactorization, batch: dict[str, jax.Array], *, key: jax.Array) -> tuple[jax.Array, dict]:
+    """Mean squared error plus each rating's L2 penalties on the rows it touches: `user_l2` times the
+    squared norm of its user's factors, `user_bias_l2` times the user's squared bias, and the same
+    for its item (per-rating arrays in the batch, from `penalty_weights`; a missing one is 0).
+
+    The strengths travel with the data rather than inside the compiled step, so a sweep over
+    `model.l2` runs one program.
     """
     del key  # matrix factorization draws nothing at random in a step
     p, q, b_u, b_i = model.components(batch["users"], batch["items"])
     error = model.global_mean.value + b_u + b_i + jnp.sum(p * q, axis=-1) - batch["ratings"]
     mse = jnp.mean(error**2)
-    l2_bias = l2 if l2_bias is None else l2_bias
-    user = l2 * jnp.sum(p**2, -1) + l2_bias * b_u**2
-    item = l2 * jnp.sum(q**2, -1) + l2_bias * b_i**2
-    if "user_reg" in batch:
-        user, item = user * batch["user_reg"], item * batch["item_reg"]
-    return mse + jnp.mean(user + item), {"mse": mse}
+    squares = {"user_l2": jnp.sum(p**2, -1), "item_l2": jnp.sum(q**2, -1), "user_bias_l2": b_u**2, "item_bias_l2": b_i**2}
+    penalty = sum(batch[name] * square for name, square in squares.items() if name in batch)
+    return mse + jnp.mean(penalty), {"mse": mse}
 
 
-def frequency_weights(split: RatingsSplit, num_users: int, num_items: int, exponent: float) -> dict[str, np.ndarray]:
-    """Per-rating penalty weights under which a row's total L2 penalty grows as (its ratings) ** exponent.
+def penalty_weights(split: RatingsSplit, num_users: int, num_items: int, *, l2: float, l2_bias: float | None = None,
+                    exponent: float = 1.0) -> dict[str, np.ndarray]:
+    """The per-rating L2 strengths of `mf_loss` (`PENALTIES`): `l2` on factors, `l2_bias` (default `l2`) on
+    biases, scaled so that a row's total penalty grows as (its ratings) ** exponent.
 
     A rating of a row with n ratings weighs (n / mean n) ** (exponent - 1): exponent 1 is every
     rating weighing 1 (the plain loss), 0 the same penalty for every row whatever its data.
     """
+    l2_bias = l2 if l2_bias is None else l2_bias
     weights = {}
-    for name, index, size in (("user_reg", split.users, num_users), ("item_reg", split.items, num_items)):
+    for side, index, size in (("user", split.users, num_users), ("item", split.items, num_items)):
         counts = np.bincount(index[index < size], minlength=size).astype(np.float64)
         per_rating = counts[np.minimum(index, size - 1)]
-        weights[name] = ((per_rating / per_rating.mean()) ** (exponent - 1.0)).astype(np.float32)
+        frequency = (per_rating / per_rating.mean()) ** (exponent - 1.0)
+        weights[f"{side}_l2"] = (l2 * frequency).astype(np.float32)
+        weights[f"{side}_bias_l2"] = (l2_bias * frequency).astype(np.float32)
     return weights
 
 
@@ -111,25 +117,38 @@ def ranking_observations(cfg: Any, data: RatingsData) -> ials.Observations:
     return ials.observations(*pairs, (data.num_users, data.num_items), alpha0=r.alpha0, l2=r.l2, exponent=r.l2_exponent)
 
 
-def ranking_head_solver(graphdef: nnx.GraphDef, cfg: Any) -> Any:
-    """`solve(state, observations) -> state`: the ranking head solved by `model.ranking.sweeps` iALS sweeps from
-    its initial factors, compiled once.
+def ranking_head_solver(cfg: Any) -> Any:
+    """`solve(factors, observations) -> factors`: the ranking head's (user, item) factors after
+    `model.ranking.sweeps` iALS sweeps from `factors`, compiled once."""
+    r = cfg.model.ranking
+
+    def solve(factors: tuple[jax.Array, jax.Array], observations: ials.Observations) -> tuple[jax.Array, jax.Array]:
+        return jax.lax.fori_loop(0, r.sweeps, lambda _, f: ials.sweep(*f, observations, alpha0=r.alpha0, cg_steps=r.cg_steps), factors)
+
+    return jax.jit(solve)
+
+
+def solved_ranking_head(graphdef: nnx.GraphDef, state: Any, observations: ials.Observations, solve: Any, settings: str) -> Any:
+    """`state` with its ranking head solved from its initial factors.
 
     The ranking head depends on nothing the rating head learns, so it is solved when the
     state is initialized: every epoch, and so the epoch that model selection keeps (the
-    lowest validation RMSE), holds the fully solved head, whenever training stops.
+    lowest validation RMSE), holds the fully solved head, whenever training stops. The solved
+    factors are kept for the process under a fingerprint of everything they come from (initial
+    factors, observations, `settings`): a sweep over the rating head's settings in a warm kernel
+    solves the ranking head once per seed, and the kept factors are the ones the solve gives,
+    bit for bit.
     """
-    r = cfg.model.ranking
-
-    def solve(state: Any, observations: ials.Observations) -> Any:
-        model = merge_module(graphdef, state.params, state.rest)
-        factors = model.rank_user_factors.value, model.rank_item_factors.value
-        factors = jax.lax.fori_loop(0, r.sweeps, lambda _, f: ials.sweep(*f, observations, alpha0=r.alpha0, cg_steps=r.cg_steps),
-                                    factors)
-        model.rank_user_factors.value, model.rank_item_factors.value = factors
-        return state.replace(rest=split_module(model)[2])
-
-    return jax.jit(solve)
+    model = merge_module(graphdef, state.params, state.rest)
+    start = (model.rank_user_factors.value, model.rank_item_factors.value)
+    fingerprint = hashlib.sha256(settings.encode())
+    for leaf in jax.tree.leaves((start, observations)):
+        leaf = np.asarray(leaf)
+        fingerprint.update(f"{leaf.dtype}{leaf.shape}".encode())
+        fingerprint.update(np.ascontiguousarray(leaf).tobytes())
+    solved = programs.reused(("mf-ranking-head", fingerprint.hexdigest()), lambda: solve(start, observations))
+    model.rank_user_factors.value, model.rank_item_factors.value = solved
+    return state.replace(rest=split_module(model)[2])
 
 
 def build_task(cfg: Any, data: RatingsData) -> TrainTask:
@@ -142,25 +161,30 @@ def build_task(cfg: Any, data: RatingsData) -> TrainTask:
     def compile_programs() -> tuple[Any, Any, Any]:
         """The epoch, the initial state and the ranking head's solve: what they capture is in the key below."""
         tx = epoch_optimizer(cfg.optim, cfg.trainer, len(data.train))
-        loss = lambda model, batch, *, key: mf_loss(model, batch, key=key, l2=cfg.model.l2, l2_bias=cfg.model.l2_bias)  # noqa: E731
-        step = make_train_step(graphdef, loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
-        solve = ranking_head_solver(graphdef, cfg) if ranking_head else None
+        step = make_train_step(graphdef, mf_loss, tx, mesh=training_mesh(cfg.trainer, len(data.train)))
+        solve = ranking_head_solver(cfg) if ranking_head else None
         return compile_epoch(step, cfg.trainer.batch_size), jit_init(factory, tx), solve
 
-    # the initial state holds the constructor's arguments (the global mean among them) as constants
+    # the initial state holds the constructor's arguments (the global mean among them) as constants; the
+    # learning rate and L2 strengths reach the programs in the optimizer's state and the data
+    trainer = cfg.trainer
     rating_epoch, initial_state, solve = programs.reused(
-        ("mf", graphdef, repr(sorted(kwargs.items())), repr(cfg.model), repr(cfg.optim), repr(cfg.trainer), len(data.train)),
+        ("mf", graphdef, repr(sorted(kwargs.items())), repr(dataclasses.replace(cfg.model, l2=0.0, l2_bias=None, l2_exponent=1.0)),
+         repr(program_settings(cfg.optim)), (trainer.epochs, trainer.batch_size, trainer.data_parallel), len(data.train)),
         compile_programs)
     train_arrays = data.train.arrays()
-    if cfg.model.l2_exponent != 1.0:
-        train_arrays.update(frequency_weights(data.train, data.num_users, data.num_items, cfg.model.l2_exponent))
+    train_arrays.update(penalty_weights(data.train, data.num_users, data.num_items, l2=cfg.model.l2, l2_bias=cfg.model.l2_bias,
+                                        exponent=cfg.model.l2_exponent))
     train_arrays = jax.tree.map(jnp.asarray, train_arrays)
     steps_per_epoch = num_batches(len(data.train), min(cfg.trainer.batch_size, len(data.train)))
-    if ranking_head:
-        observations = ranking_observations(cfg, data)
-        init = lambda key: solve(initial_state(key), observations)  # noqa: E731
-    else:
-        init = initial_state
+    observations = ranking_observations(cfg, data) if ranking_head else None
+
+    def init(key: jax.Array) -> Any:
+        state = initial_state(key)
+        state = state.replace(opt_state=with_hyperparameters(state.opt_state, cfg.optim))
+        if not ranking_head:
+            return state
+        return solved_ranking_head(graphdef, state, observations, solve, repr(cfg.model.ranking))
     val_users, val_items, val_ratings = data.val.users, data.val.items, data.val.ratings
     scale = tuple(float(bound) for bound in data.rating_scale)
     k = cfg.model.eval.top_k
