@@ -156,8 +156,9 @@ def main() -> None:
                 seconds = timed([str(BIN / "mktlab"), "-m", "sweep=mf_optuna", *extra, "hydra/launcher=joblib", "trainer.progress=false",
                                  *store, f"hydra.sweep.dir={folder / 'sweep'}"], env=env)
                 results = yaml.safe_load((folder / "sweep" / "optimization_results.yaml").read_text())
+                best = "none completed" if results["best_value"] is None else f"{results['best_value']:.4f}"
                 print(f"  {name:<70} {seconds:6.0f} s ({seconds / 30:.1f} s per trial), best {results['metric']} "
-                      f"{results['best_value']:.4f}, {results.get('pruned_trials', 0)} pruned")
+                      f"{best}, {results.get('pruned_trials', 0)} pruned")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -194,3 +194,16 @@ def test_ctrl_c_marks_the_run_killed_and_the_notebook_says_where_it_stopped(stor
     assert "result = session.fit" in "".join(code[stopped].source)
     assert all(s == "completed" for s in states[:stopped]) and all(s == "pending" for s in states[stopped + 1 :])
     assert all(not c.outputs and c.execution_count is None for c in code[stopped + 1 :])
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_with_one_message_and_every_run_closed(store: Store, tmp_path: Path) -> None:
+    process = _start(["-m", *LONG, "seed=0,1,2", *store.overrides], tmp_path)
+    _wait_for_training(store, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    assert "mktlab: interrupted" in stderr and "Traceback" not in stderr, stderr[-3000:]
+    runs = store.runs("mf")
+    statuses = {r.data.tags.get("mktlab.job_num", r.data.tags.get("mktlab.sweep_role")): r.info.status for r in runs}
+    assert statuses == {"0": "KILLED", "parent": "FAILED"}, statuses  # jobs 1 and 2 never started

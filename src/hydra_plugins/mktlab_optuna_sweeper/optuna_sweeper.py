@@ -249,6 +249,8 @@ class OptunaSweeper(Sweeper):
         def tell(number: int, trial: Any, result: JobReturn) -> None:
             state, value = self._outcome(number, result, metric)
             study.tell(trial, value, state=state)
+            if isinstance(result._return_value, JobFailure) and result._return_value.interrupted:
+                raise KeyboardInterrupt(f"trial {number} was interrupted")  # Ctrl-C reached a worker: the search stops
 
         if self.n_jobs > 1 and type(self.launcher).__name__ in THREAD_SAFE_LAUNCHERS:
             returns = self._launch_as_workers_free_up(ask, tell)

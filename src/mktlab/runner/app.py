@@ -27,7 +27,7 @@ from mktlab.runner.execute import Outcome, describe_error, execute, export_html
 from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
 from mktlab.runner.background import record_later
-from mktlab.runner.sweep import job_tags, read_record
+from mktlab.runner.sweep import JobInterrupted, job_tags, read_record
 from mktlab.tracking import links, open_run, run_name
 from mktlab.tracking.store import StoreError, describe_cause
 
@@ -216,8 +216,9 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
     if outcome.ok:
         return dict(tracker.client.get_run(tracker.run_id).data.metrics)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        cause = describe_error(outcome.error) if outcome.status == "FAILED" else "interrupted"
-        raise RunFailed(f"run {tracker.run_id} {outcome.status}: {cause}\npartial notebook: {output}")
+        if outcome.status == "KILLED":  # Ctrl-C: the sweep stops (`SweepCallback.on_job_end`, the sweepers)
+            raise JobInterrupted(f"run {tracker.run_id} KILLED: interrupted\npartial notebook: {output}")
+        raise RunFailed(f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error)}\npartial notebook: {output}")
     sys.exit(exit_code(outcome))
 
 

@@ -257,6 +257,7 @@ def job_failed(config: DictConfig, job_return: JobReturn) -> sw.JobFailure | Non
             overrides=[scrub_text(o, secrets_in_overrides(job_return.overrides or [])) for o in job_return.overrides or []],
             error=scrub_text(f"{type(error).__name__}: {error}", secrets_in_overrides(job_return.overrides or [])),
             notebook=str(notebook) if notebook is not None and notebook.is_file() else None,
+            interrupted=isinstance(error, sw.JobInterrupted),
         )
         job_return.return_value = failure
         job_return.status = JobStatus.COMPLETED
@@ -378,7 +379,11 @@ class SweepCallback(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         failure = job_failed(config, job_return)
-        if failure is not None:
+        if failure is not None and failure.interrupted:
+            console.print(f"[red]job {failure.job_num} interrupted[/red]; the sweep stops", soft_wrap=True)
+            if self.record is not None:  # the sweep's own process (the basic launcher): stop here, before the next job
+                raise KeyboardInterrupt(f"job {failure.job_num} was interrupted")
+        elif failure is not None:
             console.print(f"[red]job {failure.job_num} failed[/red] ({failure.error}); the sweep goes on", soft_wrap=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -36,7 +36,15 @@ def main() -> None:
     from mktlab.runner.app import main as run
 
     kernel.settle_environment()
-    run()
+    try:
+        run()
+    except KeyboardInterrupt:  # a sweep stopped by Ctrl-C (a single run ends in the runner, exit code 130 too)
+        from mktlab.runner.background import wait_for_records
+
+        wait_for_records()  # the jobs that ended before are recorded whole
+        print("mktlab: interrupted; the runs that had started are recorded KILLED or as they ended, the sweep's parent run FAILED",
+              file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

@@ -70,6 +70,10 @@ class SweepRecord:
         os.environ[ENV_VAR] = public
 
 
+class JobInterrupted(RuntimeError):
+    """A sweep job's run was interrupted (Ctrl-C, SIGTERM) and recorded KILLED: the sweep stops."""
+
+
 @dataclass
 class JobFailure:
     """Stands in for the return value of a sweep job that raised (see `SweepCallback.on_job_end`).
@@ -79,12 +83,14 @@ class JobFailure:
         overrides: the job's overrides.
         error: one paragraph naming what went wrong.
         notebook: the job's (partial) executed notebook, when one was written.
+        interrupted: the job was interrupted (`JobInterrupted`): the sweep stops rather than going on.
     """
 
     job_num: int
     overrides: list[str] = field(default_factory=list)
     error: str = ""
     notebook: str | None = None
+    interrupted: bool = False
 
 
 def new_sweep_id() -> str:
