@@ -130,10 +130,12 @@ def _wait_for_training(store: Store, process: subprocess.Popen, timeout: float =
     raise AssertionError("training never started")
 
 
-def _start(args: list[str], tmp_path: Path) -> subprocess.Popen:
+def _start(args: list[str], tmp_path: Path, *, own_group: bool = False) -> subprocess.Popen:
+    """`mktlab *args`; with `own_group`, in a process group of its own, which a terminal's Ctrl-C reaches whole."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     command = [MKTLAB, *args, f"hydra.run.dir={tmp_path / 'run'}", f"hydra.sweep.dir={tmp_path / 'multirun'}"]
-    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=own_group)
 
 
 LONG = ["trainer.progress=false", "data.subsample=20000", "trainer.epochs=300", "trainer.patience=null"]
@@ -207,3 +209,17 @@ def test_ctrl_c_stops_a_sweep_with_one_message_and_every_run_closed(store: Store
     runs = store.runs("mf")
     statuses = {r.data.tags.get("mktlab.job_num", r.data.tags.get("mktlab.sweep_role")): r.info.status for r in runs}
     assert statuses == {"0": "KILLED", "parent": "FAILED"}, statuses  # jobs 1 and 2 never started
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_parallel_sweep_leaves_no_run_running(store: Store, tmp_path: Path) -> None:
+    """Ctrl-C reaches the launcher and its joblib workers at once; joblib then stops its workers, maybe before
+    their jobs close their runs: the sweep closes every run still RUNNING as KILLED."""
+    process = _start(["-m", "hydra/launcher=joblib", *LONG, "seed=0,1,2,3", *store.overrides], tmp_path, own_group=True)
+    _wait_for_training(store, process)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-3000:]
+    runs = store.runs("mf")
+    statuses = {r.data.tags.get("mktlab.job_num", r.data.tags.get("mktlab.sweep_role")): r.info.status for r in runs}
+    assert statuses.pop("parent") == "FAILED" and statuses and set(statuses.values()) == {"KILLED"}, statuses

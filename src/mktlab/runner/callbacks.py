@@ -406,10 +406,18 @@ class SweepCallback(Callback):
             raise SystemExit(1)
 
     def _ended_early(self) -> None:
-        """At exit: a sweep that never reached its end (interrupted, or a sweeper raised) leaves its parent FAILED."""
+        """At exit: a sweep that never reached its end (interrupted, or a sweeper raised) leaves its parent FAILED,
+        and a job whose worker was stopped before it could close its run (joblib stops its workers on Ctrl-C)
+        leaves that run KILLED."""
         if self._closed or self.record is None:
             return
         client = get_client({"uri": self.record.tracking_uri})
+        stranded = client.search_runs([self.record.experiment_id], max_results=10_000,
+                                      filter_string=f"tags.`{sw.SWEEP_ID}` = '{self.record.sweep_id}' and attributes.status = 'RUNNING'")
+        for run in stranded:
+            if run.info.run_id != self.record.parent_run_id:
+                client.set_tag(run.info.run_id, "mktlab.error", "interrupted: the sweep stopped while this job ran, before it could close its run")
+                client.set_terminated(run.info.run_id, status="KILLED")
         if client.get_run(self.record.parent_run_id).info.status != "RUNNING":
             return
         client.set_tag(self.record.parent_run_id, "mktlab.error", "the sweep stopped before its end (interrupted, or the sweeper raised)")
