@@ -42,8 +42,9 @@ def main() -> None:
         from mktlab.runner.background import wait_for_records
 
         wait_for_records()  # the jobs that ended before are recorded whole
-        print("mktlab: interrupted; the runs that had started are recorded KILLED or as they ended, the sweep's parent run FAILED",
-              file=sys.stderr)
+        sweep = any(arg in MULTIRUN_FLAGS for arg in sys.argv[1:])
+        print("mktlab: interrupted; " + ("the runs that had started are recorded KILLED or as they ended, the sweep's parent run FAILED"
+                                         if sweep else "before the notebook ran"), file=sys.stderr)
         sys.exit(130)
 
 
