@@ -1,8 +1,6 @@
 """Which commands start their notebook kernel first, before the runner's own imports."""
 
 import os
-import sys
-
 import pytest
 
 from mktlab.runner import app, cli, kernel
@@ -32,8 +30,7 @@ def test_the_early_kernel_of_a_sweep_starts_with_the_sweeps_environment(monkeypa
     started_with: dict[str, str] = {}
     monkeypatch.setattr(kernel, "start_early", lambda: started_with.update(os.environ))
     monkeypatch.setattr(app, "main", lambda: None)
-    monkeypatch.setattr(sys, "argv", ["mktlab", "-m", "seed=0,1"])
-    cli.main()
+    assert cli.run_command(["-m", "seed=0,1"]) == 0
     setup_sweep_process()  # what the sweep callback applies when the sweep opens
     startup = lambda env: {k: v for k, v in env.items() if k.startswith(STARTUP_VARIABLES)}  # noqa: E731
     assert started_with and startup(started_with) == startup(dict(os.environ))

@@ -178,6 +178,29 @@ def test_the_html_of_an_executed_notebook_needs_no_network(tmp_path):
     assert "jp-Notebook" in html and "The model beats its baseline" in html  # JupyterLab's look, the text as written
 
 
+def test_a_figures_text_alternative_reaches_its_image_in_the_html(tmp_path, caplog):
+    """A figure displayed with `alt` metadata (as `Report.show` displays it) keeps it in the HTML, so nbconvert
+    finds no image without a text alternative (and warns of none)."""
+    import base64
+    import logging
+
+    from nbformat.v4 import new_output
+
+    from mktlab.runner.execute import export_html
+
+    png = base64.b64encode(bytes.fromhex(
+        "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+        "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082")).decode()
+    shown = new_output("display_data", data={"image/png": png, "text/plain": "<Image>"},
+                       metadata={"image/png": {"alt": "learning curve; training & validation", "width": 550}})
+    nbformat.write(new_notebook(cells=[new_code_cell("report.show('learning_curve')", outputs=[shown])]), tmp_path / "run.ipynb")
+    with caplog.at_level(logging.WARNING):
+        html = export_html(tmp_path / "run.ipynb").read_text()
+    assert 'alt="learning curve; training &amp; validation"' in html and 'width="550"' in html
+    assert f"data:image/png;base64,{png}" in html
+    assert "Alternative text is missing" not in caplog.text
+
+
 def test_a_running_notebook_is_written_at_its_start_and_end_and_every_few_seconds_between(tmp_path, monkeypatch):
     """Papermill writes the notebook at each cell's start and end; mktlab's engine only when `SAVE_EVERY`
     seconds have passed since the last write, and always at the start and the end of the run."""

@@ -10,6 +10,8 @@ jobs run in worker processes) start their kernels where their jobs run.
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -25,28 +27,63 @@ def runs_notebooks_here(args: list[str]) -> bool:
     return set(flags) <= set(MULTIRUN_FLAGS) and not any(arg.startswith("hydra/launcher=") for arg in args)
 
 
-def main() -> None:
+def run_command(args: list[str]) -> int:
+    """Run the `mktlab` command of `args` (as typed after `mktlab`); returns its exit code."""
     from mktlab.runner import kernel, setup_process, setup_sweep_process
 
     setup_process()
-    if any(arg in MULTIRUN_FLAGS for arg in sys.argv[1:]):
+    if any(arg in MULTIRUN_FLAGS for arg in args):
         setup_sweep_process()
-    if runs_notebooks_here(sys.argv[1:]):
+    if runs_notebooks_here(args):
         kernel.start_early()
     from mktlab.runner.app import main as run
 
     kernel.settle_environment()
     try:
         run()
+    except SystemExit as done:
+        return exit_status(done.code)
     except KeyboardInterrupt:  # a sweep stopped by Ctrl-C (a single run ends in the runner, exit code 130 too)
         from mktlab.runner.background import wait_for_records
 
         wait_for_records()  # the jobs that ended before are recorded whole
-        sweep = any(arg in MULTIRUN_FLAGS for arg in sys.argv[1:])
+        sweep = any(arg in MULTIRUN_FLAGS for arg in args)
         print("mktlab: interrupted; " + ("the runs that had started are recorded KILLED or as they ended, the sweep's parent run FAILED"
                                          if sweep else "before the notebook ran"), file=sys.stderr)
-        sys.exit(130)
+        return 130
+    return 0
 
+
+def exit_status(code: object) -> int:
+    """The process's exit status for `sys.exit(code)`: None is 0, a number itself, anything else (a message) is printed, then 1."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    print(code, file=sys.stderr)
+    return 1
+
+
+def leave(code: int) -> None:
+    """End this process once its work is done: the exit handlers run (the runs recorded in the background, the kernels
+    stopped, the logs flushed), then the process ends at once. Tearing the interpreter down (its modules, the kernel
+    clients' sockets) would take about a second more of every command and do nothing a user sees."""
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    os._exit(code)
+
+
+def main() -> None:
+    """The console entry point of `mktlab`."""
+    args = sys.argv[1:]
+    code = run_command(args)
+    if runs_notebooks_here(args):  # this process ran the notebooks: every thread it started is done with
+        leave(code)
+    sys.exit(code)
 
 if __name__ == "__main__":
     main()
