@@ -12,6 +12,11 @@ evaluate, nothing logged), whose time excludes the interpreter's start and impor
 side's time is also split, from its runs' start times, into its start-up (the command's start to its
 first job's run: imports, the first kernel, the new store, every job's config validated) and the time
 per job after it.
+
+The sides start their kernels afresh (`MKTLAB_KERNEL_IDLE=0`), except the one that runs in the kernel the
+previous command left waiting: that command (not timed) runs seeds N..2N-1 first, so the timed jobs find
+the kernel's imports and compiled programs warm but none of their own results kept (a tiny job's sample,
+and so its programs' shapes, depends on its seed: they come from the compile cache, as for the in-process fits).
 """
 
 from __future__ import annotations
@@ -52,6 +57,20 @@ def job_overrides(jobs: int) -> list[list[str]]:
     return [["model=mf", *TINY, f"seed={seed}"] for seed in range(jobs)]
 
 
+COLD = {"MKTLAB_KERNEL_IDLE": "0"}  # every command starts its own kernel and stops it
+
+
+def stop_parked_kernels(temp: Path) -> None:
+    """Stop the kernels left waiting by the commands run with `TMPDIR=temp`."""
+    import signal
+
+    for record in temp.glob("mktlab-kernels-*/parked/*.json"):
+        try:
+            os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
 def timed(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
     start = time.perf_counter()
     done = subprocess.run(command, env={**os.environ, **(env or {})}, cwd=cwd, capture_output=True, text=True)
@@ -61,9 +80,10 @@ def timed(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | 
     return seconds
 
 
-def sweep_command(folder: Path, jobs: int, extra: list[str], *, binary: Path = BIN / "mktlab") -> list[str]:
+def sweep_command(folder: Path, jobs: int, extra: list[str], *, binary: Path = BIN / "mktlab", first_seed: int = 0) -> list[str]:
     store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
-    return [str(binary), "-m", "model=mf", *TINY, "seed=" + ",".join(map(str, range(jobs))), *store, f"hydra.sweep.dir={folder / 'sweep'}", *extra]
+    seeds = ",".join(map(str, range(first_seed, first_seed + jobs)))
+    return [str(binary), "-m", "model=mf", *TINY, f"seed={seeds}", *store, f"hydra.sweep.dir={folder / 'sweep'}", *extra]
 
 
 def first_job_started(folder: Path) -> float:
@@ -102,16 +122,20 @@ def main() -> None:
     n = args.jobs
     work = Path(tempfile.mkdtemp(prefix="mktlab-bench-sweep-"))
     jax_cache = os.environ.get("MKTLAB_JAX_CACHE") or str(ROOT / "experiments" / "jax-cache")
+    kept = "mktlab -m, basic launcher, the kernel the previous command left"
+    parking = {"MKTLAB_KERNEL_IDLE": "120", "TMPDIR": str(work / "tmp")}
+    (work / "tmp").mkdir()
     mktlab_sides: dict[str, tuple[list[str], dict[str, str]]] = {
-        "mktlab -m, basic launcher, warm kernel reused": ([], {}),
-        "mktlab -m, basic launcher, a fresh kernel per job": (["runner.reuse_kernel=false"], {}),
-        "mktlab -m, joblib launcher (2 workers), kernels reused": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], {}),
+        "mktlab -m, basic launcher, warm kernel reused": ([], COLD),
+        kept: ([], parking),
+        "mktlab -m, basic launcher, a fresh kernel per job": (["runner.reuse_kernel=false"], COLD),
+        "mktlab -m, joblib launcher (2 workers), kernels reused": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], COLD),
     }
     if args.project:
         other = Path(args.project).resolve()
         # its own code and conf, this checkout's compiled-program cache (a cold cache would time XLA, not the runner)
         mktlab_sides[f"mktlab -m of {other.name}, basic launcher"] = (
-            [], {"PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other), "MKTLAB_JAX_CACHE": jax_cache})
+            [], {**COLD, "PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other), "MKTLAB_JAX_CACHE": jax_cache})
     in_one_process, by_hand = "in one process (compose + load + fit + evaluate)", "plain Papermill by hand (a fresh kernel per job)"
     sides: dict[str, float] = {}  # each side's fastest round
     startups: dict[str, float] = {}  # a `mktlab -m` side's start-up in that round: the command's start to its first job's run
@@ -122,9 +146,12 @@ def main() -> None:
             for name, (extra, env) in mktlab_sides.items():
                 folder = work / f"round{round_number}" / "".join(c if c.isalnum() else "-" for c in name)  # an override value: no brackets
                 print(f"  timing: {name}", flush=True)
+                if name == kept:  # the previous command, on other seeds, leaves its kernel waiting
+                    timed(sweep_command(folder.with_name(folder.name + "-before"), n, extra, first_seed=n), env=env)
                 started = time.time()
                 seconds = timed(sweep_command(folder, n, extra), env=env)
                 measured[name] = (seconds, first_job_started(folder) - started)
+                stop_parked_kernels(work / "tmp")
             folder = work / f"round{round_number}" / "papermill"
             folder.mkdir(parents=True)
             measured[by_hand] = (plain_papermill(folder, n), None)
@@ -154,7 +181,7 @@ def main() -> None:
                 folder = work / f"optuna-{number}"
                 store = [f"tracking.uri=sqlite:///{folder / 'mlflow.db'}", f"tracking.artifact_root={folder / 'artifacts'}"]
                 seconds = timed([str(BIN / "mktlab"), "-m", "sweep=mf_optuna", *extra, "hydra/launcher=joblib", "trainer.progress=false",
-                                 *store, f"hydra.sweep.dir={folder / 'sweep'}"], env=env)
+                                 *store, f"hydra.sweep.dir={folder / 'sweep'}"], env={**COLD, **env})
                 results = yaml.safe_load((folder / "sweep" / "optimization_results.yaml").read_text())
                 best = "none completed" if results["best_value"] is None else f"{results['best_value']:.4f}"
                 print(f"  {name:<70} {seconds:6.0f} s ({seconds / 30:.1f} s per trial), best {results['metric']} "

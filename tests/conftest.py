@@ -13,6 +13,8 @@ from pathlib import Path
 # of its JAX time compiling); and one compile cache for every test, those that run a copy of the project included.
 os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
 os.environ.setdefault("MKTLAB_JAX_CACHE", str(Path(__file__).resolve().parents[1] / "experiments" / "jax-cache"))
+# No kernel waits for a next command after the suite's commands (tests/runner/test_kernel_parking.py tests that wait).
+os.environ.setdefault("MKTLAB_KERNEL_IDLE", "0")
 
 import pytest  # noqa: E402
 

@@ -169,6 +169,7 @@ def launch(
         progress=config["trainer"]["progress"],
         kernel=kernel,
         reuse=reuse,
+        park=not in_sweep(),  # a sweep's last kernel is parked when the sweep ends
     )
     if outcome.ok and record_in_background:
         record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets))

@@ -35,6 +35,11 @@ def run_command(args: list[str]) -> int:
     if any(arg in MULTIRUN_FLAGS for arg in args):
         setup_sweep_process()
     if runs_notebooks_here(args):
+        try:
+            kernel.allow_parking(kernel.idle_seconds())
+        except ValueError as error:
+            print(f"mktlab: {error}", file=sys.stderr)
+            return 2
         kernel.start_early()
     from mktlab.runner.app import main as run
 

@@ -120,15 +120,15 @@ papermill_engines.register(ENGINE, SparingEngine)
 
 
 def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Path, progress: bool = True,
-            kernel: WarmKernel | None = None, reuse: bool = False) -> Outcome:
+            kernel: WarmKernel | None = None, reuse: bool = False, park: bool = False) -> Outcome:
     """Run `notebook` into `output` with `parameters` injected after its `parameters` cell.
 
     The kernel's stdout/stderr stream to this terminal (training progress bars), and
     Papermill shows its cell progress bar. The output notebook is written even when a
     cell raises or the run is interrupted. With `kernel` (a `WarmKernel`, already
     importing) the notebook runs in it, and it is released here: kept for the next job with
-    `reuse` (unless interrupted or dead), else shut down. Without one, Papermill starts a
-    kernel of its own in `cwd`.
+    `reuse` (unless interrupted or dead), parked for the next command with `park` (`kernel.release`),
+    else shut down. Without one, Papermill starts a kernel of its own in `cwd`.
     """
     if "nbconvert" not in sys.modules:  # the jobs of a sweep in one process load it once
         threading.Thread(target=_load_html_exporter, name="mktlab-html-exporter", daemon=True).start()
@@ -163,7 +163,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         return Outcome("FAILED", error)
     except KeyboardInterrupt as error:
         mark_unfinished(output, interrupted=True)
-        reuse = False  # the whole sweep stops
+        reuse = keep = False  # the whole sweep stops
         return Outcome("KILLED", error)
     except DeadKernelError:
         how = kernel.manager.exit_description() if kernel is not None else ""
@@ -173,7 +173,7 @@ def execute(notebook: Path, output: Path, *, parameters: dict[str, Any], cwd: Pa
         return Outcome("FAILED", error)
     finally:
         if kernel is not None:
-            release(kernel, reuse=reuse, keep=keep)
+            release(kernel, reuse=reuse, keep=keep, park=park)
     return Outcome("FINISHED")
 
 

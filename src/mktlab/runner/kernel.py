@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from jupyter_client import AsyncKernelClient, BlockingKernelClient, KernelManager
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import CaselessStrEnum, DottedObjectName
 
 # Longest Unix socket path the kernel can bind (sun_path is 108 bytes on Linux).
@@ -30,9 +31,17 @@ KERNEL_START_TIMEOUT = 180
 # What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
 # a warm kernel imports it while the runner composes the config and opens the run.
 # Imported without binding a name: the notebook's namespace starts empty, as in a kernel started for it.
-WARM_UP = ("[__import__(m) for m in ('mktlab.session', 'mktlab.evaluation.plots', 'mlflow.store.tracking.sqlalchemy_store')]; "
+# It first has the kernel watch this process (`kernel_state.watch`): the kernel is started on its own
+# (a parked kernel outlives its command) and leaves by itself when this process is gone.
+WARM_UP = ("__import__('mktlab.runner.kernel_state', fromlist=['_']).watch({owner}); "
+           "[__import__(m) for m in ('mktlab.session', 'mktlab.evaluation.plots', 'mlflow.store.tracking.sqlalchemy_store')]; "
            "__import__('mktlab.session', fromlist=['_']).runtime.setup(); "
            "__import__('mktlab.runner.kernel_state', fromlist=['_']).snapshot()")
+STATE = "__import__('mktlab.runner.kernel_state', fromlist=['_'])"
+# Seconds a finished command's kernel waits for the next `mktlab` command (same user, Python and start-up
+# environment) to adopt it, warm: its imports done, its compiled programs and caches kept. 0: none waits.
+IDLE_ENV = "MKTLAB_KERNEL_IDLE"
+DEFAULT_IDLE = 300.0
 # Variables read when a process starts (JAX, XLA, threads, libraries, Python itself): a kernel started with
 # other values cannot take new ones, so a job whose values differ gets a fresh kernel. Others it is handed.
 STARTUP_VARIABLES = ("XLA_", "JAX_", "TF_", "CUDA_", "NVIDIA_", "LD_", "PYTHON", "OMP_", "MKL_", "OPENBLAS_",
@@ -145,11 +154,23 @@ _SOCKET_DIR: Path | None = None
 
 
 def _socket_dir() -> Path:
-    """A folder only this user can enter (mode 0700), created once per process, for the kernels' sockets."""
+    """A folder only this user can enter (mode 0700) for the kernels' sockets and the parked kernels' records:
+    one per user in the temp folder, since a parked kernel outlives the process that started it (a folder
+    of that name that is someone else's, or open to others, is not used: a fresh one is made for this process)."""
     global _SOCKET_DIR
     if _SOCKET_DIR is None or not _SOCKET_DIR.is_dir():
-        _SOCKET_DIR = Path(tempfile.mkdtemp(prefix="mktlab-kernels-"))  # mkdtemp: readable and writable by its owner only
-        atexit.register(shutil.rmtree, _SOCKET_DIR, True)
+        shared = Path(tempfile.gettempdir()) / f"mktlab-kernels-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
+        try:
+            shared.mkdir(mode=0o700, exist_ok=True)
+            status = shared.stat()
+            private = status.st_uid == os.getuid() and status.st_mode & 0o077 == 0 if hasattr(os, "getuid") else True
+        except OSError:
+            private = False
+        if private:
+            _SOCKET_DIR = shared
+        else:
+            _SOCKET_DIR = Path(tempfile.mkdtemp(prefix="mktlab-kernels-"))  # mkdtemp: readable and writable by its owner only
+            atexit.register(shutil.rmtree, _SOCKET_DIR, True)
     return _SOCKET_DIR
 
 
@@ -198,17 +219,78 @@ class WarmKernel:
         self._scratch = None if cwd is not None else Path(tempfile.mkdtemp(prefix="mktlab-warm-"))
         self.jobs = 0  # jobs this kernel has run
         atexit.register(self.shutdown)
-        self.manager.start_kernel(cwd=str(cwd if cwd is not None else self._scratch))
+        # independent: not stopped with this process (`kernel_state.watch` stops it, unless it is parked)
+        self.manager.start_kernel(cwd=str(cwd if cwd is not None else self._scratch), independent=True)
         self._client = self.manager.blocking_client()
         self._client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
-        self._client.execute(WARM_UP, silent=True, store_history=False)
+        self._client.execute(WARM_UP.format(owner=os.getpid()), silent=True, store_history=False)
         self._prepared: tuple[Path, str] | None = None  # (folder, id of the request that moves there)
+
+    @classmethod
+    def adopt(cls, record: Mapping[str, Any]) -> WarmKernel | None:
+        """The parked kernel of `record` (`park`), now serving this process; None if it cannot (it ended,
+        its wait is over, or code it imported changed since it started: it then leaves by itself)."""
+        kernel = cls.__new__(cls)
+        kernel.kernel_name, kernel.environment = record["kernel_name"], dict(os.environ)
+        kernel.manager = kernel_manager_class()(kernel_name=kernel.kernel_name)
+        kernel.manager.load_connection_info(record["connection"])
+        kernel.manager.provisioner = AdoptedProvisioner.of(kernel.manager, int(record["pid"]))
+        kernel._scratch, kernel.jobs, kernel._prepared = None, 0, None
+        if not kernel.manager.is_alive():
+            return None
+        kernel._client = kernel.manager.blocking_client()
+        kernel._client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        answer = kernel._ask(f"{STATE}.adopt({os.getpid()})", timeout=5.0)
+        if answer != "ok":
+            kernel._client.stop_channels()
+            if answer is None:  # no answer: not a kernel to wait for
+                kernel.manager.shutdown_kernel(now=True)
+            return None
+        atexit.register(kernel.shutdown)
+        return kernel
+
+    def _ask(self, expression: str, *, timeout: float) -> str | None:
+        """The value (a string) of `expression` in the kernel, None when it does not answer within `timeout` seconds."""
+        msg_id = self._client.execute("", silent=True, store_history=False, user_expressions={"answer": expression})
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                reply = self._client.get_shell_msg(timeout=left)
+            except queue.Empty:
+                return None
+            if reply["parent_header"].get("msg_id") == msg_id:
+                value = reply["content"].get("user_expressions", {}).get("answer", {})
+                text = value.get("data", {}).get("text/plain") if value.get("status") == "ok" else None
+                return text.strip("'\"") if text is not None else None
+        return None
+
+    def park(self, seconds: float) -> bool:
+        """Leave this kernel running, its job forgotten (`kernel_state.park`), for `seconds` in which a later
+        command of this user, with the same Python and start-up environment, can adopt it (`adopt_parked`).
+        Returns False when it could not be parked (it is then stopped)."""
+        for client in [c for c in getattr(self.manager, "clients", []) if c is not self._client]:
+            client.stop_channels()
+        pid = getattr(self.manager.provisioner, "pid", None)
+        if pid is None or self._ask(f"{STATE}.park({float(seconds)!r}) or 'parked'", timeout=5.0) != "parked":
+            self.shutdown()
+            return False
+        connection = {k: v.decode() if isinstance(v, bytes) else v for k, v in self.manager.get_connection_info().items()}
+        record = {"pid": pid, "kernel_name": self.kernel_name, "python": sys.executable, "startup": _startup(self.environment),
+                  "connection": connection, "until": time.time() + seconds}
+        folder = _parking_dir()
+        temporary = folder / f".{uuid.uuid4().hex}.tmp"
+        temporary.write_text(json.dumps(record), encoding="utf-8")
+        os.chmod(temporary, 0o600)  # it holds the kernel's key
+        temporary.rename(folder / f"{pid}.json")
+        atexit.unregister(self.shutdown)
+        self._client.stop_channels()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+        return True
 
     def startup_environment_changed(self) -> bool:
         """Whether a variable read at process start differs between this kernel's start and now."""
-        now = dict(os.environ)
-        keys = {k for k in set(now) | set(self.environment) if k.startswith(STARTUP_VARIABLES)}
-        return any(now.get(k) != self.environment.get(k) for k in keys)
+        return _startup(os.environ) != _startup(self.environment)
 
     def serves(self, kernel_name: str) -> bool:
         """Whether this kernel can run a notebook of `kernel_name` now: the same kernel spec, alive,
@@ -222,7 +304,7 @@ class WarmKernel:
         if self._prepared is not None:
             return
         uri = tracking["uri"] if tracking is not None else None
-        code = f"__import__('mktlab.runner.kernel_state', fromlist=['_']).new_job({str(cwd)!r}, {dict(os.environ)!r}, {uri!r})"
+        code = f"{STATE}.new_job({str(cwd)!r}, {dict(os.environ)!r}, {uri!r})"
         self._prepared = (cwd, self._client.execute(code, silent=True, store_history=False))
 
     def ready(self, cwd: Path) -> KernelManager | None:
@@ -255,7 +337,7 @@ class WarmKernel:
             client.stop_channels()
         clients[:] = [self._client]
         self._prepared = None
-        self._client.execute("__import__('mktlab.runner.kernel_state', fromlist=['_']).clear()", silent=True, store_history=False)
+        self._client.execute(f"{STATE}.clear()", silent=True, store_history=False)
 
     def shutdown(self) -> None:
         """Close every client, stop the kernel at once (its records are flushed by then), and
@@ -273,6 +355,124 @@ class WarmKernel:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
+def _startup(environment: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `environment` that a process reads at its start (`STARTUP_VARIABLES`)."""
+    return {k: v for k, v in environment.items() if k.startswith(STARTUP_VARIABLES)}
+
+
+def _parking_dir() -> Path:
+    folder = _socket_dir() / "parked"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+class AdoptedProcess:
+    """What jupyter_client's local provisioner needs of its kernel's `Popen`, for a kernel this process did
+    not start (a parked one): its exit is seen by polling, not waited for (it is another process's child)."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+                status = Path(f"/proc/{self.pid}/stat")
+                if status.exists() and status.read_text().split(") ")[-1].startswith("Z"):  # ended, not yet reaped
+                    self.returncode = 0
+            except ProcessLookupError:
+                self.returncode = 0
+            except PermissionError:  # the pid is someone else's now
+                self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"kernel {self.pid} still runs")
+            time.sleep(0.05)
+        return self.returncode or 0
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class AdoptedProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner for a kernel another process started (a parked kernel): signals go
+    to its process group (it leads one: kernels start in a session of their own), its end is polled."""
+
+    @classmethod
+    def of(cls, manager: KernelManager, pid: int) -> AdoptedProvisioner:
+        provisioner = cls(kernel_id=manager.kernel_id or uuid.uuid4().hex, kernel_spec=manager.kernel_spec, parent=manager)
+        provisioner.process, provisioner.pid, provisioner.pgid = AdoptedProcess(pid), pid, pid
+        return provisioner
+
+
+def idle_seconds() -> float:
+    """`MKTLAB_KERNEL_IDLE` in seconds (`DEFAULT_IDLE` when unset); raises ValueError naming the variable when it is not a number >= 0."""
+    text = os.environ.get(IDLE_ENV, "").strip()
+    if not text:
+        return DEFAULT_IDLE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0 or seconds == float("inf"):
+        raise ValueError(f"{IDLE_ENV} must be the seconds a finished command's kernel waits for the next one (0: none waits), not {text!r}")
+    return seconds
+
+
+_parking = 0.0  # seconds this process's last kernel waits for the next command (`allow_parking`); 0: it stops
+
+
+def allow_parking(seconds: float) -> None:
+    """Let this process adopt a parked kernel for its first notebook and park its last kernel for `seconds`
+    (the `mktlab` command, where its notebooks run in this process; never a launcher's worker)."""
+    global _parking
+    _parking = seconds
+
+
+def adopt_parked() -> WarmKernel | None:
+    """A parked kernel for this process, the most recently parked first, if one waits with this process's
+    Python and start-up environment; the parked records of kernels that ended are removed."""
+    folder, startup = _parking_dir(), _startup(os.environ)
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            fits = record["python"] == sys.executable and record["startup"] == startup and record["kernel_name"] == "python3"
+            ended = record["until"] < time.time() or AdoptedProcess(int(record["pid"])).poll() is not None
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not (fits or ended):
+            continue
+        claimed = path.with_name(f".{path.stem}.{os.getpid()}.claimed")
+        try:
+            path.rename(claimed)  # one process wins the record
+        except OSError:
+            continue
+        claimed.unlink(missing_ok=True)
+        if ended or not fits:
+            continue
+        try:
+            kernel = WarmKernel.adopt(record)
+        except Exception:  # its sockets are gone, ...: a fresh kernel serves instead
+            kernel = None
+        if kernel is not None:
+            return kernel
+    return None
+
+
 # The kernel waiting for this process's next notebook: started early (a plain `mktlab` run), or
 # kept from the previous job of a sweep, or started as a replacement while a job ran.
 _waiting: WarmKernel | None = None
@@ -283,6 +483,8 @@ def start_early() -> None:
 
     A kernel that cannot start here is left to Papermill, which reports why in the run."""
     global _waiting
+    if _waiting is None and _parking > 0:
+        _waiting = adopt_parked()
     if _waiting is None:
         _waiting = _start()
 
@@ -319,8 +521,9 @@ def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = N
     return kernel
 
 
-def release(kernel: WarmKernel, *, reuse: bool, keep: bool = True) -> None:
-    """After a job: keep its kernel for the next job (`reuse`, `keep`, the kernel alive), else stop it.
+def release(kernel: WarmKernel, *, reuse: bool, keep: bool = True, park: bool = False) -> None:
+    """After a job: keep its kernel for the next job (`reuse`, `keep`, the kernel alive), else stop it, or
+    with `park` (the command's only job) park it for the next command where this process may (`allow_parking`).
 
     With `reuse`, a kernel that died, cannot serve again or must not be kept (`keep=False`: the
     job was interrupted) is replaced at once, so the next job's kernel starts while this
@@ -330,16 +533,19 @@ def release(kernel: WarmKernel, *, reuse: bool, keep: bool = True) -> None:
         kernel.detach()
         _waiting = kernel
         return
+    if park and keep and _parking > 0 and kernel.manager.is_alive() and kernel.park(_parking):
+        return
     kernel.shutdown()
     if reuse and _waiting is None:
         _waiting = _start(kernel.kernel_name)
 
 
 def stop_waiting() -> None:
-    """Stop the waiting kernel, if any (the end of a sweep)."""
+    """Stop the waiting kernel, if any (the end of a sweep), or park it for the next command where this process may
+    (`allow_parking`)."""
     global _waiting
     waiting, _waiting = _waiting, None
-    if waiting is not None:
+    if waiting is not None and not (_parking > 0 and waiting.manager.is_alive() and waiting.park(_parking)):
         waiting.shutdown()
 
 

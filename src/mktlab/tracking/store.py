@@ -67,6 +67,24 @@ def get_client(tracking: Any) -> MlflowClient:
     return _CLIENTS[uri]
 
 
+def forget_clients() -> None:
+    """Forget the clients and experiment ids this process keeps, and the stores MLflow keeps for them: the
+    next `get_client` opens its store anew (a notebook kernel kept for a later command, whose store may have
+    been removed and made again at the same path)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.tracking._tracking_service.registry import TrackingStoreRegistry
+
+    _CLIENTS.clear()
+    _EXPERIMENTS.clear()
+    # MLflow keeps a store per URI and a database engine (its connections) per database, for the process
+    TrackingStoreRegistry._get_store_with_resolved_uri.cache_clear()
+    with SqlAlchemyStore._engine_map_lock:
+        engines = list(SqlAlchemyStore._engine_map.values())
+        SqlAlchemyStore._engine_map.clear()
+    for engine in engines:
+        engine.dispose()
+
+
 def _open(uri: str, timeout: float) -> MlflowClient:
     if uri.startswith(("http://", "https://")):
         return _server_client(uri, timeout)
