@@ -139,3 +139,19 @@ def test_a_wrong_idle_time_is_named(parking) -> None:
     done = run("bad", *TINY, idle="soon")
     assert done.returncode == 2
     assert "MKTLAB_KERNEL_IDLE must be the seconds" in done.stderr and "'soon'" in done.stderr
+
+
+def test_two_commands_at_once_share_no_kernel(parking, tmp_path: Path, store: Store) -> None:
+    """One parked kernel, two commands starting together: one adopts it, the other starts its own, and both
+    runs finish; afterwards both kernels wait."""
+    run, parked = parking
+    assert run("first", *TINY, *store.overrides).returncode == 0
+    (record,) = parked()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda name: run(name, *TINY, *store.overrides), ["left", "right"]))
+    assert [d.returncode for d in done] == [0, 0], [d.stderr[-2000:] for d in done]
+    pids = sorted(r["pid"] for r in parked())
+    assert len(pids) == 2 and record["pid"] in pids
+    assert [r.info.status for r in store.runs("mf")] == ["FINISHED"] * 3

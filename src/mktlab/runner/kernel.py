@@ -443,11 +443,18 @@ def allow_parking(seconds: float) -> None:
     _parking = seconds
 
 
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # adopted by another command meanwhile
+        return 0.0
+
+
 def adopt_parked() -> WarmKernel | None:
     """A parked kernel for this process, the most recently parked first, if one waits with this process's
     Python and start-up environment; the parked records of kernels that ended are removed."""
     folder, startup = _parking_dir(), _startup(os.environ)
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime if p.exists() else 0, reverse=True):
+    for path in sorted(folder.glob("*.json"), key=_modified, reverse=True):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
             fits = record["python"] == sys.executable and record["startup"] == startup and record["kernel_name"] == "python3"
