@@ -377,13 +377,14 @@ class AdoptedProcess:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
+        import psutil
+
         if self.returncode is None:
             try:
                 os.kill(self.pid, 0)
-                status = Path(f"/proc/{self.pid}/stat")
-                if status.exists() and status.read_text().split(") ")[-1].startswith("Z"):  # ended, not yet reaped
+                if psutil.Process(self.pid).status() == psutil.STATUS_ZOMBIE:  # ended, not yet reaped
                     self.returncode = 0
-            except ProcessLookupError:
+            except (ProcessLookupError, psutil.NoSuchProcess):
                 self.returncode = 0
             except PermissionError:  # the pid is someone else's now
                 self.returncode = 0
@@ -469,7 +470,7 @@ def adopt_parked() -> WarmKernel | None:
         except OSError:
             continue
         claimed.unlink(missing_ok=True)
-        if ended or not fits:
+        if ended:  # its record is removed; a record that does not fit and has not ended is left above
             continue
         try:
             kernel = WarmKernel.adopt(record)
@@ -540,7 +541,7 @@ def release(kernel: WarmKernel, *, reuse: bool, keep: bool = True, park: bool = 
         kernel.detach()
         _waiting = kernel
         return
-    if park and keep and _parking > 0 and kernel.manager.is_alive() and kernel.park(_parking):
+    if park and keep and _parked(kernel):
         return
     kernel.shutdown()
     if reuse and _waiting is None:
@@ -552,8 +553,14 @@ def stop_waiting() -> None:
     (`allow_parking`)."""
     global _waiting
     waiting, _waiting = _waiting, None
-    if waiting is not None and not (_parking > 0 and waiting.manager.is_alive() and waiting.park(_parking)):
+    if waiting is not None and not _parked(waiting):
         waiting.shutdown()
+
+
+def _parked(kernel: WarmKernel) -> bool:
+    """Whether `kernel` is now parked for the next command: this process may park (`allow_parking`) and the kernel
+    lives and agreed (`WarmKernel.park`, which stops a kernel that did not)."""
+    return _parking > 0 and kernel.manager.is_alive() and kernel.park(_parking)
 
 
 def _start(kernel_name: str = "python3", cwd: Path | None = None) -> WarmKernel | None:
