@@ -13,10 +13,12 @@ side's time is also split, from its runs' start times, into its start-up (the co
 first job's run: imports, the first kernel, the new store, every job's config validated) and the time
 per job after it.
 
-The sides start their kernels afresh (`MKTLAB_KERNEL_IDLE=0`), except the one that runs in the kernel the
-previous command left waiting: that command (not timed) runs seeds N..2N-1 first, so the timed jobs find
-the kernel's imports and compiled programs warm but none of their own results kept (a tiny job's sample,
-and so its programs' shapes, depends on its seed: they come from the compile cache, as for the in-process fits).
+The sides start their runners and kernels afresh (`MKTLAB_KERNEL_IDLE=0`), except the one that the runner on
+standby and the kernel the previous command left serve (what a researcher's next command meets): that command
+(not timed) runs seeds N..2N-1 first, and the timing starts once its standby runner listens, so the timed jobs
+find the runner's and the kernel's imports and the kernel's compiled programs warm but none of their own results
+kept (a tiny job's sample, and so its programs' shapes, depends on its seed: they come from the compile cache,
+as for the in-process fits).
 """
 
 from __future__ import annotations
@@ -60,15 +62,27 @@ def job_overrides(jobs: int) -> list[list[str]]:
 COLD = {"MKTLAB_KERNEL_IDLE": "0"}  # every command starts its own kernel and stops it
 
 
-def stop_parked_kernels(temp: Path) -> None:
-    """Stop the kernels left waiting by the commands run with `TMPDIR=temp`."""
+def stop_what_waits(temp: Path) -> None:
+    """Stop the kernels and standby runners left waiting by the commands run with `TMPDIR=temp`."""
     import signal
 
-    for record in temp.glob("mktlab-kernels-*/parked/*.json"):
+    for record in [*temp.glob("mktlab-kernels-*/parked/*.json"), *temp.glob("mktlab-kernels-*/standby/*.json")]:
         try:
             os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
         except (OSError, ValueError, KeyError):
             pass
+        record.unlink(missing_ok=True)
+    for socket_file in temp.glob("mktlab-kernels-*/standby/*.sock"):
+        socket_file.unlink(missing_ok=True)
+
+
+def standby_ready(temp: Path, within: float = 60.0) -> None:
+    """Wait until the runner a command left on standby (`TMPDIR=temp`) listens: it imports for a few seconds first."""
+    deadline = time.monotonic() + within
+    while not list(temp.glob("mktlab-kernels-*/standby/*.sock")):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no runner on standby in {temp} after {within:.0f} s")
+        time.sleep(0.2)
 
 
 def timed(command: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None) -> float:
@@ -122,7 +136,7 @@ def main() -> None:
     n = args.jobs
     work = Path(tempfile.mkdtemp(prefix="mktlab-bench-sweep-"))
     jax_cache = os.environ.get("MKTLAB_JAX_CACHE") or str(ROOT / "experiments" / "jax-cache")
-    kept = "mktlab -m, basic launcher, the kernel the previous command left"
+    kept = "mktlab -m, basic launcher, the runner and kernel the previous command left"
     parking = {"MKTLAB_KERNEL_IDLE": "120", "TMPDIR": str(work / "tmp")}
     (work / "tmp").mkdir()
     mktlab_sides: dict[str, tuple[list[str], dict[str, str]]] = {
@@ -148,10 +162,11 @@ def main() -> None:
                 print(f"  timing: {name}", flush=True)
                 if name == kept:  # the previous command, on other seeds, leaves its kernel waiting
                     timed(sweep_command(folder.with_name(folder.name + "-before"), n, extra, first_seed=n), env=env)
+                    standby_ready(work / "tmp")
                 started = time.time()
                 seconds = timed(sweep_command(folder, n, extra), env=env)
                 measured[name] = (seconds, first_job_started(folder) - started)
-                stop_parked_kernels(work / "tmp")
+                stop_what_waits(work / "tmp")
             folder = work / f"round{round_number}" / "papermill"
             folder.mkdir(parents=True)
             measured[by_hand] = (plain_papermill(folder, n), None)

@@ -6,7 +6,7 @@ import pytest
 from mktlab.runner import app, cli, kernel
 from mktlab.runner.callbacks import setup_sweep_process
 from mktlab.runner.cli import runs_notebooks_here
-from mktlab.runner.kernel import STARTUP_VARIABLES
+from mktlab.runner.standby import STARTUP_VARIABLES
 
 
 @pytest.mark.parametrize("args, here", [

@@ -6,6 +6,10 @@ another in this process's kernel, so that kernel starts before this process impo
 Papermill and MLflow, and imports JAX, Flax and MLflow meanwhile: the first notebook's first
 cell finds them loaded, about 3 s sooner. Other commands (`--cfg`, `--help`, a sweep whose
 jobs run in worker processes) start their kernels where their jobs run.
+
+Before any of that, a plain run or a basic-launcher sweep asks a runner on standby (`standby`),
+left by an earlier command, to run it in a fork of its warm runner; one that ran by itself
+leaves such a runner for the next command.
 """
 
 from __future__ import annotations
@@ -29,14 +33,14 @@ def runs_notebooks_here(args: list[str]) -> bool:
 
 def run_command(args: list[str]) -> int:
     """Run the `mktlab` command of `args` (as typed after `mktlab`); returns its exit code."""
-    from mktlab.runner import kernel, setup_process, setup_sweep_process
+    from mktlab.runner import kernel, setup_process, setup_sweep_process, standby
 
     setup_process()
     if any(arg in MULTIRUN_FLAGS for arg in args):
         setup_sweep_process()
     if runs_notebooks_here(args):
         try:
-            kernel.allow_parking(kernel.idle_seconds())
+            kernel.allow_parking(standby.idle_seconds())
         except ValueError as error:
             print(f"mktlab: {error}", file=sys.stderr)
             return 2
@@ -83,12 +87,20 @@ def leave(code: int) -> None:
 
 
 def main() -> None:
-    """The console entry point of `mktlab`."""
+    """The console entry point of `mktlab`: a runner on standby runs the command if one waits (`standby`), else this
+    process does, and leaves a runner on standby for the next command."""
     args = sys.argv[1:]
+    if not runs_notebooks_here(args):
+        sys.exit(run_command(args))
+    from mktlab.runner import standby
+
+    code = standby.serve_here(args)
+    if code is not None:
+        sys.exit(code)
+    environment = dict(os.environ)  # as the command started, before the runner's settings
     code = run_command(args)
-    if runs_notebooks_here(args):  # this process ran the notebooks: every thread it started is done with
-        leave(code)
-    sys.exit(code)
+    standby.start(environment, list(sys.modules))
+    leave(code)
 
 if __name__ == "__main__":
     main()

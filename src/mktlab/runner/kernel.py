@@ -24,8 +24,8 @@ from jupyter_client import AsyncKernelClient, BlockingKernelClient, KernelManage
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import CaselessStrEnum, DottedObjectName
 
-# Longest Unix socket path the kernel can bind (sun_path is 108 bytes on Linux).
-_MAX_SOCKET_PATH = 100
+from mktlab.runner.standby import MAX_SOCKET_PATH, private_dir, startup
+
 # Seconds a kernel may take to start: parallel jobs on a loaded machine start slowly.
 KERNEL_START_TIMEOUT = 180
 # What every model notebook imports first (JAX, Flax, optax, MLflow, matplotlib, pandas):
@@ -38,14 +38,6 @@ WARM_UP = ("__import__('mktlab.runner.kernel_state', fromlist=['_']).watch({owne
            "__import__('mktlab.session', fromlist=['_']).runtime.setup(); "
            "__import__('mktlab.runner.kernel_state', fromlist=['_']).snapshot()")
 STATE = "__import__('mktlab.runner.kernel_state', fromlist=['_'])"
-# Seconds a finished command's kernel waits for the next `mktlab` command (same user, Python and start-up
-# environment) to adopt it, warm: its imports done, its compiled programs and caches kept. 0: none waits.
-IDLE_ENV = "MKTLAB_KERNEL_IDLE"
-DEFAULT_IDLE = 300.0
-# Variables read when a process starts (JAX, XLA, threads, libraries, Python itself): a kernel started with
-# other values cannot take new ones, so a job whose values differ gets a fresh kernel. Others it is handed.
-STARTUP_VARIABLES = ("XLA_", "JAX_", "TF_", "CUDA_", "NVIDIA_", "LD_", "PYTHON", "OMP_", "MKL_", "OPENBLAS_",
-                     "MKTLAB_CPU_DEVICES", "MKTLAB_JAX_CACHE", "MKTLAB_ROOT", "PATH", "VIRTUAL_ENV", "HOME", "JUPYTER")
 
 
 class PromptKernelClient(AsyncKernelClient):
@@ -150,37 +142,13 @@ class UnixSocketKernelManager(TrackingKernelManager):
         return _socket_prefix()
 
 
-_SOCKET_DIR: Path | None = None
-
-
-def _socket_dir() -> Path:
-    """A folder only this user can enter (mode 0700) for the kernels' sockets and the parked kernels' records:
-    one per user in the temp folder, since a parked kernel outlives the process that started it (a folder
-    of that name that is someone else's, or open to others, is not used: a fresh one is made for this process)."""
-    global _SOCKET_DIR
-    if _SOCKET_DIR is None or not _SOCKET_DIR.is_dir():
-        shared = Path(tempfile.gettempdir()) / f"mktlab-kernels-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
-        try:
-            shared.mkdir(mode=0o700, exist_ok=True)
-            status = shared.stat()
-            private = status.st_uid == os.getuid() and status.st_mode & 0o077 == 0 if hasattr(os, "getuid") else True
-        except OSError:
-            private = False
-        if private:
-            _SOCKET_DIR = shared
-        else:
-            _SOCKET_DIR = Path(tempfile.mkdtemp(prefix="mktlab-kernels-"))  # mkdtemp: readable and writable by its owner only
-            atexit.register(shutil.rmtree, _SOCKET_DIR, True)
-    return _SOCKET_DIR
-
-
 def _socket_prefix() -> str:
-    return str(_socket_dir() / uuid.uuid4().hex[:16])
+    return str(private_dir() / uuid.uuid4().hex[:16])
 
 
 def kernel_manager_class() -> type[KernelManager]:
     """Unix sockets where the platform has them and the socket paths fit; TCP otherwise."""
-    if sys.platform == "win32" or len(_socket_prefix()) + len("-65535") > _MAX_SOCKET_PATH:
+    if sys.platform == "win32" or len(_socket_prefix()) + len("-65535") > MAX_SOCKET_PATH:
         return TrackingKernelManager
     return UnixSocketKernelManager
 
@@ -275,7 +243,7 @@ class WarmKernel:
             self.shutdown()
             return False
         connection = {k: v.decode() if isinstance(v, bytes) else v for k, v in self.manager.get_connection_info().items()}
-        record = {"pid": pid, "kernel_name": self.kernel_name, "python": sys.executable, "startup": _startup(self.environment),
+        record = {"pid": pid, "kernel_name": self.kernel_name, "python": sys.executable, "startup": startup(self.environment),
                   "connection": connection, "until": time.time() + seconds}
         folder = _parking_dir()
         temporary = folder / f".{uuid.uuid4().hex}.tmp"
@@ -290,7 +258,7 @@ class WarmKernel:
 
     def startup_environment_changed(self) -> bool:
         """Whether a variable read at process start differs between this kernel's start and now."""
-        return _startup(os.environ) != _startup(self.environment)
+        return startup(os.environ) != startup(self.environment)
 
     def serves(self, kernel_name: str) -> bool:
         """Whether this kernel can run a notebook of `kernel_name` now: the same kernel spec, alive,
@@ -355,13 +323,8 @@ class WarmKernel:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-def _startup(environment: Mapping[str, str]) -> dict[str, str]:
-    """The variables of `environment` that a process reads at its start (`STARTUP_VARIABLES`)."""
-    return {k: v for k, v in environment.items() if k.startswith(STARTUP_VARIABLES)}
-
-
 def _parking_dir() -> Path:
-    folder = _socket_dir() / "parked"
+    folder = private_dir() / "parked"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder
 
@@ -420,20 +383,6 @@ class AdoptedProvisioner(LocalProvisioner):
         return provisioner
 
 
-def idle_seconds() -> float:
-    """`MKTLAB_KERNEL_IDLE` in seconds (`DEFAULT_IDLE` when unset); raises ValueError naming the variable when it is not a number >= 0."""
-    text = os.environ.get(IDLE_ENV, "").strip()
-    if not text:
-        return DEFAULT_IDLE
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = -1.0
-    if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(f"{IDLE_ENV} must be the seconds a finished command's kernel waits for the next one (0: none waits), not {text!r}")
-    return seconds
-
-
 _parking = 0.0  # seconds this process's last kernel waits for the next command (`allow_parking`); 0: it stops
 
 
@@ -454,11 +403,11 @@ def _modified(path: Path) -> float:
 def adopt_parked() -> WarmKernel | None:
     """A parked kernel for this process, the most recently parked first, if one waits with this process's
     Python and start-up environment; the parked records of kernels that ended are removed."""
-    folder, startup = _parking_dir(), _startup(os.environ)
+    folder, wanted = _parking_dir(), startup(os.environ)
     for path in sorted(folder.glob("*.json"), key=_modified, reverse=True):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
-            fits = record["python"] == sys.executable and record["startup"] == startup and record["kernel_name"] == "python3"
+            fits = record["python"] == sys.executable and record["startup"] == wanted and record["kernel_name"] == "python3"
             ended = record["until"] < time.time() or AdoptedProcess(int(record["pid"])).poll() is not None
         except (OSError, ValueError, KeyError, TypeError):
             continue
