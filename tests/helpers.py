@@ -269,3 +269,16 @@ def noisy_response_data(n: int = 1200, *, seed: int = 0, noise_columns: int = 4)
     table = TabularTable(frame, labels, np.arange(1, n + 1), {"code": 3}, "noisy")
     order = rng.permutation(n)
     return prepare(table, np.sort(order[: n // 2]), np.sort(order[n // 2 : 3 * n // 4]), np.sort(order[3 * n // 4 :]))
+
+
+def stop_what_waits_in(temp: Path) -> None:
+    """Kill the kernels and standby runners that `mktlab` commands run with `TMPDIR=temp` left waiting, including a
+    standby still importing (its arguments name its folder under `temp`; a command starts it before it ends)."""
+    import psutil
+
+    for process in psutil.process_iter(["cmdline"]):
+        if str(temp) in " ".join(process.info["cmdline"] or []):
+            try:
+                process.kill()
+            except psutil.Error:
+                pass

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import BIN, Store
+from helpers import BIN, Store, stop_what_waits_in
 
 pytestmark = pytest.mark.slow
 
@@ -42,12 +41,7 @@ def parking(tmp_path: Path):
         return [json.loads(path.read_text()) for path in paths]
 
     yield run, parked
-    standbys = [json.loads(path.read_text()) for path in temp.glob("mktlab-kernels-*/standby/*.json")]  # the runners left waiting too
-    for record in [*parked(), *standbys]:
-        try:
-            os.kill(record["pid"], signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    stop_what_waits_in(temp)  # the kernels parked, and the runners the commands left on standby
 
 
 def gone_within(pid: int, seconds: float) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import BIN, Store
+from helpers import BIN, Store, stop_what_waits_in
 
 pytestmark = pytest.mark.slow
 
@@ -66,11 +66,7 @@ class Standby:
         return [int(pid) for pid in re.findall(r"serving (\d+):", self.log())]
 
     def stop(self) -> None:
-        for record in [*self.temp.glob("mktlab-kernels-*/standby/*.json"), *self.temp.glob("mktlab-kernels-*/parked/*.json")]:
-            try:
-                os.kill(json.loads(record.read_text())["pid"], signal.SIGKILL)
-            except (OSError, ValueError, KeyError):
-                pass
+        stop_what_waits_in(self.temp)
 
 
 @pytest.fixture
@@ -108,7 +104,7 @@ def test_the_next_command_runs_in_the_runner_left_on_standby_with_the_same_metri
     second = commands.run("second", *TINY, *store.overrides)
     assert second.returncode == 0, second.stderr[-3000:]
     (served,) = commands.served()
-    assert "hydra.run.dir=" in commands.log() and str(commands.cwd / "second") in commands.log()
+    assert "hydra.run.dir" not in commands.log()  # its values may hold credentials: the log names none
     # its output reached this command's own pipes: the papermill log, the summary and the link
     assert "Executing notebook with kernel" in second.stdout and "open it in MLflow" in second.stderr
     assert gone_within(served, 10)  # ended, and reaped by the standby

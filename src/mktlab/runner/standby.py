@@ -188,8 +188,8 @@ def serve_here(args: list[str]) -> int | None:
     if connection is None:
         return None
     with connection:
-        request = {"command": "run", "args": args, "argv0": sys.argv[0], "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
         try:
+            request = {"command": "run", "args": args, "argv0": sys.argv[0], "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
             _send(connection, request, [0, 1, 2])
             started, _ = _receive(connection)
         except OSError:
@@ -313,6 +313,9 @@ class Standby:
         """Serve one connection; False when this standby must leave."""
         connection.settimeout(10)
         try:
+            peer_uid = struct.unpack("3i", connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))[1]
+            if peer_uid != os.getuid():  # the folder is this user's alone; a command of someone else's is not run
+                return True
             request, fds = _receive(connection, fds=3)
         except OSError:
             return True
@@ -337,7 +340,7 @@ class Standby:
         for fd in fds:
             os.close(fd)
         self.children.add(pid)
-        self.note(f"serving {pid}: mktlab {' '.join(request.get('args', []))}"[:2000])
+        self.note(f"serving {pid}: a command of {len(request.get('args', []))} argument(s) in {request.get('cwd')}")  # no values: they may hold credentials
         return True
 
     def _reap(self) -> None:
