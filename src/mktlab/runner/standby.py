@@ -58,7 +58,7 @@ def idle_seconds() -> float:
     except ValueError:
         seconds = -1.0
     if not seconds >= 0 or seconds == float("inf"):
-        raise ValueError(f"{IDLE_ENV} must be the seconds a finished command's kernel waits for the next one (0: none waits), not {text!r}")
+        raise ValueError(f"{IDLE_ENV} must be the seconds a finished command's kernel and runner wait for the next one (0: none waits), not {text!r}")
     return seconds
 
 
