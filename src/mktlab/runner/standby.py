@@ -361,39 +361,21 @@ class Standby:
 
 
 def _run(connection: socket.socket, listener: socket.socket | None, request: dict, fds: list[int], log: io.TextIOBase) -> None:
-    """In the fork: become the command's process (its terminal, folder, environment, import path, arguments), run it,
-    send its exit code and end. Ends by itself (SIGKILL) if the command's process is killed meanwhile."""
-    code = 1
+    """In the fork: become the command's process (`_become`), run the command, send its exit code and end. Ends by
+    itself (SIGKILL) if the command's process is killed meanwhile. A fork that cannot become the command's process
+    ends before it says it started: the command then runs by itself, as if no standby waited."""
     try:
         if listener is not None:
             listener.close()
         log.close()
-        for signum in (signal.SIGINT,):
-            signal.signal(signum, signal.default_int_handler)
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        # the same stream objects (a handler made at an import holds them), now on the command's descriptors and
-        # buffered as in a process of the command's own: standard output line by line on a terminal, standard error
-        # always. Their encodings are the command's: it has the standby's `LANG`, `LC_*` and `PYTHON*` variables.
-        sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())
-        sys.stderr.reconfigure(line_buffering=True)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.path[:] = request["path"]
-        sys.argv = [request.get("argv0") or "mktlab", *request["args"]]
-        tempfile.tempdir = None
-        global _PRIVATE_DIR
-        _PRIVATE_DIR = None
-        import importlib
-
-        importlib.invalidate_caches()
+        _become(request, fds)
         connection.settimeout(None)
         _send(connection, {"pid": os.getpid()})
-        threading.Thread(target=_end_with, args=(connection,), name="mktlab-command-watch", daemon=True).start()
+    except BaseException:
+        os._exit(1)
+    threading.Thread(target=_end_with, args=(connection,), name="mktlab-command-watch", daemon=True).start()
+    code = 1
+    try:
         from mktlab.runner.cli import run_command
 
         code = run_command(list(request["args"]))
@@ -416,6 +398,33 @@ def _run(connection: socket.socket, listener: socket.socket | None, request: dic
         except OSError:
             pass
         os._exit(code)
+
+
+def _become(request: dict, fds: list[int]) -> None:
+    """Take on the command's signals' usual handling, terminal (`fds`: its standard input, output and error), working
+    folder, environment, import path and arguments."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
+        signal.signal(signum, signal.SIG_DFL)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        os.close(fd)
+    # the same stream objects (a handler made at an import holds them), now on the command's descriptors and
+    # buffered as in a process of the command's own: standard output line by line on a terminal, standard error
+    # always. Their encodings are the command's: it has the standby's `LANG`, `LC_*` and `PYTHON*` variables.
+    sys.stdout.reconfigure(line_buffering=sys.stdout.isatty())
+    sys.stderr.reconfigure(line_buffering=True)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.path[:] = request["path"]
+    sys.argv = [request.get("argv0") or "mktlab", *request["args"]]
+    tempfile.tempdir = None
+    global _PRIVATE_DIR
+    _PRIVATE_DIR = None
+    import importlib
+
+    importlib.invalidate_caches()
 
 
 def _end_with(connection: socket.socket) -> None:
