@@ -148,7 +148,7 @@ def test_a_command_killed_outright_takes_the_process_that_runs_it_along(standby,
         assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
         time.sleep(0.5)
     (served,) = commands.served()
-    kernels = [p for p in psutil.Process(served).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+    kernels = [p for p in psutil.Process(served).children(recursive=True) if "ipykernel" in " ".join(_cmdline(p))]
     assert kernels
     process.kill()
     process.wait()
@@ -183,4 +183,11 @@ def _runs(store: Store) -> list:
     try:
         return store.runs("mf")
     except Exception:  # the store is being created
+        return []
+
+
+def _cmdline(process: psutil.Process) -> list[str]:
+    try:
+        return process.cmdline()
+    except psutil.Error:  # ended meanwhile
         return []

@@ -55,7 +55,7 @@ def clear() -> None:
     """Forget the last job: its namespace, figures, settings and hand-run bookkeeping (the runner sends
     this as the job ends, so the kernel clears itself while the runner records the run).
 
-    The garbage collection that ends it walks only what the job made: what survives it (compiled programs,
+    The garbage collection that ends it (after the namespace is emptied) walks only what the job made: what survives it (compiled programs,
     caches kept for the next job) is exempted from later collections as the warm-up's imports are. A full
     collection walked all of that after every job, longer with each job: 40 ms after the first job of a
     tiny sweep, 140 ms after the sixth, while the next job waited. Every `FULL_COLLECTION_EVERY` jobs the
@@ -70,8 +70,6 @@ def clear() -> None:
         shell.reset(new_session=True)  # user namespace, Out, history (and a garbage collection); the execution count back to 1
         for callbacks in shell.events.callbacks.values():
             callbacks[:] = [cb for cb in callbacks if not getattr(cb, "__module__", "").startswith("mktlab")]
-    else:
-        gc.collect()
     if "rc" in _fresh:
         sys.modules["matplotlib"].rcParams.update(_fresh["rc"])
     if "warnings" in _fresh:
@@ -80,6 +78,7 @@ def clear() -> None:
     session = sys.modules.get("mktlab.session")
     if session is not None:
         session.forget_runs()
+    gc.collect()  # the reset's own collection runs before it empties the namespace: the job's cycles go here, before the freeze
     gc.freeze()
 
 

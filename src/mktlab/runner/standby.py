@@ -120,9 +120,9 @@ def available() -> bool:
 
 
 def _home(environment: Mapping[str, str]) -> Path:
-    """The standby runner's files for `environment`: `<key>.sock`, `<key>.json` (its pid), `<key>.log`."""
+    """The standby runner's files for `environment` and this process's import path: `<key>.sock`, `<key>.json` (its pid), `<key>.log`."""
     locale = {k: v for k, v in environment.items() if k.startswith(("LANG", "LC_"))}  # the standby's encodings were set at its start
-    key = hashlib.sha256(json.dumps([sys.executable, sorted(startup(environment).items()), sorted(locale.items())]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([sys.executable, sys.path, sorted(startup(environment).items()), sorted(locale.items())]).encode()).hexdigest()[:16]
     folder = private_dir() / "standby"
     folder.mkdir(mode=0o700, exist_ok=True)
     return folder / key
@@ -139,21 +139,27 @@ def _send(connection: socket.socket, message: dict, fds: list[int] | None = None
 
 
 def _receive(connection: socket.socket, *, fds: int = 0) -> tuple[dict | None, list[int]]:
-    """One message (and up to `fds` file descriptors); None at the end of the connection."""
+    """One message (and up to `fds` file descriptors); None at the end of the connection. The descriptors received
+    are closed if the message cannot be read whole."""
     if fds:
         header, received, _, _ = socket.recv_fds(connection, _LENGTH.size, fds)
     else:
         header, received = connection.recv(_LENGTH.size, socket.MSG_WAITALL), []
-    if len(header) < _LENGTH.size:
-        return None, received
-    (length,) = _LENGTH.unpack(header)
-    data = b""
-    while len(data) < length:
-        chunk = connection.recv(length - len(data))
-        if not chunk:
+    try:
+        if len(header) < _LENGTH.size:
             return None, received
-        data += chunk
-    return json.loads(data), received
+        (length,) = _LENGTH.unpack(header)
+        data = b""
+        while len(data) < length:
+            chunk = connection.recv(length - len(data))
+            if not chunk:
+                return None, received
+            data += chunk
+        return json.loads(data), received
+    except BaseException:
+        for fd in received:
+            os.close(fd)
+        raise
 
 
 # --- the command's side -------------------------------------------------------------------------------------------
@@ -166,6 +172,9 @@ def _connect(home: Path) -> socket.socket | None:
     if len(str(path)) > MAX_SOCKET_PATH or not path.exists():
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if connection.fileno() <= 2:  # a standard stream is closed: the socket took its place, and cannot be passed on as it
+        connection.close()
+        return None
     try:
         connection.connect(str(path))
     except OSError:  # a standby that ended without removing its socket
@@ -187,25 +196,34 @@ def serve_here(args: list[str]) -> int | None:
         return None
     if connection is None:
         return None
+    ignored = [int(signum) for signum in FORWARDED_SIGNALS if signal.getsignal(signum) is signal.SIG_IGN]  # nohup, `&` in a script
     with connection:
         try:
-            request = {"command": "run", "args": args, "argv0": sys.argv[0], "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path}
+            request = {"command": "run", "args": args, "argv0": sys.argv[0], "cwd": os.getcwd(), "env": dict(os.environ), "path": sys.path,
+                       "ignored": ignored, "umask": _umask(), "nice": os.getpriority(os.PRIO_PROCESS, 0),
+                       "cpus": sorted(os.sched_getaffinity(0))}
             _send(connection, request, [0, 1, 2])
             started, _ = _receive(connection)
         except OSError:
             return None
+        except KeyboardInterrupt:  # before the command started: the fork sees the connection close and ends
+            print("mktlab: interrupted before the command started", file=sys.stderr)
+            return 130
         if not started or "pid" not in started:  # stale: it leaves, and this process runs the command
             return None
         pid = int(started["pid"])
+        forwarded: list[int] = []
 
         def forward(signum: int, _frame: object) -> None:
+            forwarded.append(signum)
             try:
                 os.kill(pid, signum)
             except OSError:
                 pass
 
         for signum in FORWARDED_SIGNALS:
-            signal.signal(signum, forward)
+            if signum not in ignored:
+                signal.signal(signum, forward)
         while True:
             try:
                 ended, _ = _receive(connection)
@@ -215,6 +233,8 @@ def serve_here(args: list[str]) -> int | None:
             except OSError:
                 ended = None
                 break
+    if (ended is None or "exit" not in ended) and forwarded:  # ended by the signal passed on, as this process would have
+        return 128 + forwarded[-1]
     if ended is None or "exit" not in ended:
         print(f"mktlab: the runner that served this command (pid {pid}) ended before it said how the command ended", file=sys.stderr)
         return 1
@@ -248,15 +268,21 @@ def start(environment: Mapping[str, str], modules: Iterable[str]) -> None:
         return
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 # --- the standby's side -------------------------------------------------------------------------------------------
 
 
 class Standby:
     """The runner waiting on `home`.sock; each command it serves runs in a fork of it (`_run`)."""
 
-    def __init__(self, home: Path, idle: float) -> None:
+    def __init__(self, home: Path, idle: float, started: float) -> None:
         self.home, self.idle = home, idle
-        self.started = time.time()
+        self.started = started
         self.children: set[int] = set()
         self.last_active = time.monotonic()
         self.listener: socket.socket | None = None
@@ -275,10 +301,11 @@ class Standby:
         os.chmod(temporary, 0o600)
         self.listener.listen(16)
         self.listener.settimeout(1.0)
+        self.inode = temporary.stat().st_ino
         os.replace(temporary, path)
-        self.inode = path.stat().st_ino
-        record = self.home.with_suffix(".json")
+        record = self.home.with_name(f".{self.home.name}.{os.getpid()}.json")
         record.write_text(json.dumps({"pid": os.getpid(), "started": self.started, "python": sys.executable}), encoding="utf-8")
+        os.replace(record, self.home.with_suffix(".json"))
         self.note(f"waiting on {path}, {self.idle:g} s without a command")
 
     def ours(self) -> bool:
@@ -317,9 +344,9 @@ class Standby:
             if peer_uid != os.getuid():  # the folder is this user's alone; a command of someone else's is not run
                 return True
             request, fds = _receive(connection, fds=3)
-        except OSError:
+        except (OSError, ValueError, TypeError):  # a broken or malformed request: nothing is run
             return True
-        if request is None or request.get("command") != "run":
+        if not isinstance(request, dict) or request.get("command") != "run" or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
             return True
@@ -334,6 +361,8 @@ class Standby:
             except OSError:
                 pass
             return False
+        for stream in (sys.stdout, sys.stderr):  # nothing the standby wrote reaches a command's terminal
+            stream.flush()
         pid = os.fork()
         if pid == 0:
             _run(connection, self.listener, request, fds, self.log)  # never returns
@@ -382,7 +411,9 @@ def _run(connection: socket.socket, listener: socket.socket | None, request: dic
     except KeyboardInterrupt:
         code = 130
     except SystemExit as done:
-        code = done.code if isinstance(done.code, int) else 1
+        from mktlab.runner.cli import exit_status
+
+        code = exit_status(done.code)
     except BaseException:
         traceback.print_exc()
     try:
@@ -406,6 +437,14 @@ def _become(request: dict, fds: list[int]) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
         signal.signal(signum, signal.SIG_DFL)
+    for signum in request.get("ignored", []):  # as the command ignores them (nohup, a script's `&`)
+        signal.signal(signum, signal.SIG_IGN)
+    os.umask(int(request.get("umask", 0o022)))
+    niceness = int(request.get("nice", 0)) - os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > 0:  # `nice mktlab ...` (a process may lower its own priority, not raise it)
+        os.nice(niceness)
+    if request.get("cpus"):  # `taskset ... mktlab ...`
+        os.sched_setaffinity(0, request["cpus"])
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
@@ -439,6 +478,7 @@ def _end_with(connection: socket.socket) -> None:
 
 def main() -> None:
     """`python -m mktlab.runner.standby HOME MODULES IDLE`: import the modules listed in the file MODULES, then wait."""
+    started = time.time()  # before the imports: a file changed while they ran counts as changed
     home, listing, idle = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
     try:
         names = json.loads(listing.read_text(encoding="utf-8"))
@@ -463,7 +503,7 @@ def main() -> None:
 
     gc.collect()
     gc.freeze()  # the imports live as long as the standby; each fork's collections walk only what its command makes
-    standby = Standby(home, idle)
+    standby = Standby(home, idle, started)
     standby.listen()
     standby.serve()
 
