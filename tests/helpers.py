@@ -282,3 +282,55 @@ def stop_what_waits_in(temp: Path) -> None:
                 process.kill()
             except psutil.Error:
                 pass
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    """Whether process `pid` ends (or is a zombie) within `seconds`."""
+    import time
+
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def untimed(metrics: dict[str, float]) -> dict[str, float]:
+    """A run's metrics without its timings (`*_seconds`), which differ from run to run."""
+    return {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
+
+
+def children_named(pid: int, pattern: str) -> list:
+    """The live descendants of process `pid` whose command line holds `pattern` (none if `pid` is gone)."""
+    import psutil
+
+    def command_line(process: psutil.Process) -> str:
+        try:
+            return " ".join(process.cmdline())
+        except psutil.Error:  # ended meanwhile
+            return ""
+
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True) if pattern in command_line(p)]
+    except psutil.Error:
+        return []
+
+
+def wait_for_training(store: Store, process: subprocess.Popen, timeout: float = 300, job: str | None = None) -> None:
+    """Until the first epoch of an MF run of `store` (of sweep job `job`, if given) is logged (its fit cell runs)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        try:
+            for run in store.runs("mf"):
+                if "train_loss" in run.data.metrics and job in (None, run.data.tags.get("mktlab.job_num")):
+                    return
+        except Exception:  # the store is being created
+            pass
+        time.sleep(0.5)
+    raise AssertionError("training never started")

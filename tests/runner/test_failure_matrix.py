@@ -14,10 +14,9 @@ import time
 from pathlib import Path
 
 import nbformat
-import psutil
 import pytest
 
-from helpers import MKTLAB, Store, run_mktlab
+from helpers import MKTLAB, Store, children_named, wait_for_training
 from mktlab.config import ConfigError
 from mktlab.models import registry
 
@@ -108,26 +107,6 @@ def test_diverging_training_fails_with_advice_and_a_new_tag_needs_no_plus(mktlab
     assert run.data.tags["ticket"] == "MKT-12"  # `tags.ticket=...`, a key the config does not hold, without Hydra's `+` (row 14)
 
 
-def _children(pid: int, pattern: str) -> list[psutil.Process]:
-    try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if pattern in " ".join(p.cmdline())]
-    except psutil.Error:
-        return []
-
-
-def _wait_for_training(store: Store, process: subprocess.Popen, timeout: float = 300, job: str | None = None) -> None:
-    """Until the first epoch of a run of the store (of sweep job `job`, if given) is logged (its fit cell runs)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-3000:]
-        try:
-            for run in store.runs("mf"):
-                if "train_loss" in run.data.metrics and job in (None, run.data.tags.get("mktlab.job_num")):
-                    return
-        except Exception:  # the store is being created
-            pass
-        time.sleep(0.5)
-    raise AssertionError("training never started")
 
 
 def _start(args: list[str], tmp_path: Path, *, own_group: bool = False) -> subprocess.Popen:
@@ -144,8 +123,8 @@ LONG = ["trainer.progress=false", "data.subsample=20000", "trainer.epochs=300", 
 @pytest.mark.slow
 def test_a_dead_kernel_ends_the_run(store: Store, tmp_path: Path) -> None:
     process = _start([*LONG, *store.overrides], tmp_path)
-    _wait_for_training(store, process)
-    (kernel,) = _children(process.pid, "ipykernel")
+    wait_for_training(store, process)
+    (kernel,) = children_named(process.pid, "ipykernel")
     killed = time.monotonic()
     kernel.send_signal(signal.SIGKILL)
     _, stderr = process.communicate(timeout=120)
@@ -163,11 +142,11 @@ def test_a_dead_kernel_ends_the_run(store: Store, tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_a_dead_kernel_fails_only_its_job_of_a_sweep(store: Store, tmp_path: Path) -> None:
     process = _start(["-m", *LONG, "seed=0,1", *store.overrides], tmp_path)
-    _wait_for_training(store, process)
-    (kernel,) = _children(process.pid, "ipykernel")
+    wait_for_training(store, process)
+    (kernel,) = children_named(process.pid, "ipykernel")
     kernel.send_signal(signal.SIGKILL)
-    _wait_for_training(store, process, job="1")  # the sweep goes on in a new kernel: job 1 trains
-    for survivor in _children(process.pid, "ipykernel"):  # job 1 would train 300 epochs: interrupt it
+    wait_for_training(store, process, job="1")  # the sweep goes on in a new kernel: job 1 trains
+    for survivor in children_named(process.pid, "ipykernel"):  # job 1 would train 300 epochs: interrupt it
         survivor.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=300)
     assert process.returncode != 0
@@ -183,7 +162,7 @@ def test_a_dead_kernel_fails_only_its_job_of_a_sweep(store: Store, tmp_path: Pat
 @pytest.mark.slow
 def test_ctrl_c_marks_the_run_killed_and_the_notebook_says_where_it_stopped(store: Store, tmp_path: Path) -> None:
     process = _start([*LONG, *store.overrides], tmp_path)
-    _wait_for_training(store, process)
+    wait_for_training(store, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
@@ -201,7 +180,7 @@ def test_ctrl_c_marks_the_run_killed_and_the_notebook_says_where_it_stopped(stor
 @pytest.mark.slow
 def test_ctrl_c_stops_a_sweep_with_one_message_and_every_run_closed(store: Store, tmp_path: Path) -> None:
     process = _start(["-m", *LONG, "seed=0,1,2", *store.overrides], tmp_path)
-    _wait_for_training(store, process)
+    wait_for_training(store, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]
@@ -216,7 +195,7 @@ def test_ctrl_c_in_a_parallel_sweep_leaves_no_run_running(store: Store, tmp_path
     """Ctrl-C reaches the launcher and its joblib workers at once; joblib then stops its workers, maybe before
     their jobs close their runs: the sweep closes every run still RUNNING as KILLED."""
     process = _start(["-m", "hydra/launcher=joblib", *LONG, "seed=0,1,2,3", *store.overrides], tmp_path, own_group=True)
-    _wait_for_training(store, process)
+    wait_for_training(store, process)
     os.killpg(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, stderr[-3000:]

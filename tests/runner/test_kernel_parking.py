@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import BIN, Store, stop_what_waits_in
+from helpers import BIN, Store, children_named, gone_within, stop_what_waits_in, untimed
 
 pytestmark = pytest.mark.slow
 
@@ -43,18 +43,6 @@ def parking(tmp_path: Path):
     yield run, parked
     stop_what_waits_in(temp)  # the kernels parked, and the runners the commands left on standby
 
-
-def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def untimed(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
 
 
 def test_the_next_command_runs_in_the_kernel_the_last_one_left_with_the_same_metrics(parking, store: Store) -> None:
@@ -120,7 +108,7 @@ def test_a_kernel_leaves_when_its_command_is_killed(tmp_path: Path, store: Store
         kernels: list[psutil.Process] = []
         while not kernels and time.monotonic() < deadline and command.poll() is None:
             time.sleep(0.5)
-            kernels = [p for p in psutil.Process(command.pid).children(recursive=True) if "ipykernel" in " ".join(p.cmdline())]
+            kernels = children_named(command.pid, "ipykernel")
         assert kernels, "the command started no kernel"
         time.sleep(2)
     finally:

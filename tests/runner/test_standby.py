@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import BIN, Store, stop_what_waits_in
+from helpers import BIN, Store, children_named, gone_within, stop_what_waits_in, untimed, wait_for_training
 
 pytestmark = pytest.mark.slow
 
@@ -82,18 +82,6 @@ def standby(tmp_path: Path):
         each.stop()
 
 
-def gone_within(pid: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return True
-        time.sleep(0.2)
-    return False
-
-
-def untimed(metrics: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
-
 
 def test_the_next_command_runs_in_the_runner_left_on_standby_with_the_same_metrics(standby, store: Store) -> None:
     commands = standby()
@@ -125,10 +113,7 @@ def test_ctrl_c_reaches_the_command_a_runner_on_standby_runs(standby, store: Sto
     assert commands.run("first", *WRONG).returncode == 1  # a command that failed leaves a standby too
     commands.ready()
     process = commands.start("long", *LONG, *store.overrides)
-    deadline = time.monotonic() + 300
-    while not any("train_loss" in run.data.metrics for run in _runs(store)):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
-        time.sleep(0.5)
+    wait_for_training(store, process)
     assert commands.served(), "the standby did not run the command"
     process.send_signal(signal.SIGINT)  # what a terminal's Ctrl-C sends this command
     _, stderr = process.communicate(timeout=120)
@@ -143,12 +128,9 @@ def test_a_command_killed_outright_takes_the_process_that_runs_it_along(standby,
     assert commands.run("first", *WRONG).returncode == 1
     commands.ready()
     process = commands.start("long", *LONG, *store.overrides)
-    deadline = time.monotonic() + 300
-    while not any("train_loss" in run.data.metrics for run in _runs(store)):
-        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1][-3000:]
-        time.sleep(0.5)
+    wait_for_training(store, process)
     (served,) = commands.served()
-    kernels = [p for p in psutil.Process(served).children(recursive=True) if "ipykernel" in " ".join(_cmdline(p))]
+    kernels = children_named(served, "ipykernel")
     assert kernels
     process.kill()
     process.wait()
@@ -177,17 +159,3 @@ def test_a_runner_on_standby_leaves_when_its_wait_is_over(standby) -> None:
     assert gone_within(waiting, 20)
     assert not commands.files(".sock") and not commands.files(".json")
     assert "no command came" in commands.log()
-
-
-def _runs(store: Store) -> list:
-    try:
-        return store.runs("mf")
-    except Exception:  # the store is being created
-        return []
-
-
-def _cmdline(process: psutil.Process) -> list[str]:
-    try:
-        return process.cmdline()
-    except psutil.Error:  # ended meanwhile
-        return []
