@@ -145,11 +145,14 @@ def main() -> None:
         "mktlab -m, basic launcher, a fresh kernel per job": (["runner.reuse_kernel=false"], COLD),
         "mktlab -m, joblib launcher (2 workers), kernels reused": (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], COLD),
     }
+    kept_sides = {kept}
     if args.project:
         other = Path(args.project).resolve()
         # its own code and conf, this checkout's compiled-program cache (a cold cache would time XLA, not the runner)
-        mktlab_sides[f"mktlab -m of {other.name}, basic launcher"] = (
-            [], {**COLD, "PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other), "MKTLAB_JAX_CACHE": jax_cache})
+        its_own = {"PYTHONPATH": str(other / "src"), "MKTLAB_ROOT": str(other), "MKTLAB_JAX_CACHE": jax_cache}
+        mktlab_sides[f"mktlab -m of {other.name}, basic launcher"] = ([], {**COLD, **its_own})
+        kept_sides.add(f"mktlab -m of {other.name}, what the previous command left")
+        mktlab_sides[f"mktlab -m of {other.name}, what the previous command left"] = ([], {**parking, **its_own})
     in_one_process, by_hand = "in one process (compose + load + fit + evaluate)", "plain Papermill by hand (a fresh kernel per job)"
     sides: dict[str, float] = {}  # each side's fastest round
     startups: dict[str, float] = {}  # a `mktlab -m` side's start-up in that round: the command's start to its first job's run
@@ -160,7 +163,7 @@ def main() -> None:
             for name, (extra, env) in mktlab_sides.items():
                 folder = work / f"round{round_number}" / "".join(c if c.isalnum() else "-" for c in name)  # an override value: no brackets
                 print(f"  timing: {name}", flush=True)
-                if name == kept:  # the previous command, on other seeds, leaves its kernel waiting
+                if name in kept_sides:  # the previous command, on other seeds, leaves its kernel waiting
                     timed(sweep_command(folder.with_name(folder.name + "-before"), n, extra, first_seed=n), env=env)
                     standby_ready(work / "tmp")
                 started = time.time()

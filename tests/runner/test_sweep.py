@@ -130,3 +130,30 @@ def test_a_grid_sweeps_jobs_are_composed_once_and_handed_to_the_launcher():
             again = ahead.load_sweep_config(master, job)  # handed once: a second request composes it
             assert composed[-1] == job
             assert OmegaConf.to_container(config, resolve=False) == OmegaConf.to_container(again, resolve=False)
+
+
+def test_a_sweep_whose_end_fails_says_why_exits_1_and_leaves_its_parent_failed(tmp_path, monkeypatch):
+    # Hydra turns a callback's exception into a warning: unchecked, the parent stayed RUNNING and the command exited 0
+    from helpers import Store
+
+    from mktlab.runner import callbacks
+    from mktlab.tracking.store import get_or_create_experiment
+
+    store = Store(tmp_path / "store")
+    experiment = get_or_create_experiment(store.client, "mf", str(tmp_path / "artifacts"))
+    parent = store.client.create_run(experiment).info.run_id
+    sweep = callbacks.SweepCallback()
+    sweep.record = sw.SweepRecord("20260105-141503-a3f9", parent, experiment, store.uri, str(tmp_path / "sweep"), ["seed"], 1)
+
+    def broken(record, rows):
+        raise RuntimeError("the ranking broke reading postgresql://analyst:hunter2@db/mlflow")
+
+    monkeypatch.setattr(callbacks, "close_sweep", broken)
+    config = OmegaConf.create({"hydra": {"overrides": {"task": ["seed=0,1"]}, "sweep": {"dir": str(tmp_path / "sweep")}}, "seed": 0})
+    with pytest.raises(SystemExit) as ended:
+        sweep.on_multirun_end(config)
+    assert ended.value.code == 1
+    sweep._ended_early()  # as the command exits
+    run = store.client.get_run(parent)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["mktlab.error"] == "the sweep could not be closed: RuntimeError: the ranking broke reading postgresql://analyst:****@db/mlflow"

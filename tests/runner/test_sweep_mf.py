@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,22 @@ import pandas as pd
 import pytest
 from helpers import artifact_paths, sweep_runs
 
+from mktlab.evaluation.report import PENDING_FIGURE_MIME
+
 TINY = ["debug=tiny", "trainer.epochs=2", "data.subsample=2000", "trainer.progress=false"]
 BIN = Path(sys.executable).parent
+FIGURES = ("learning_curve", "error_histogram", "recommendation_popularity")
+
+
+def assert_figures_shown_as_logged(client, run_id: str, folder: Path) -> None:
+    """The run's notebook shows each of its figures as the PNG logged to the run (the runner drew them
+    after the notebook, as the run was recorded while the next job ran), no place left empty."""
+    notebook = json.loads(Path(client.download_artifacts(run_id, "notebook/mf.ipynb", str(folder))).read_text())
+    outputs = [output for cell in notebook["cells"] for output in cell.get("outputs", ())]
+    assert not any(PENDING_FIGURE_MIME in output.get("data", {}) for output in outputs)
+    shown = [base64.b64decode(output["data"]["image/png"]) for output in outputs if "image/png" in output.get("data", {})]
+    logged = [Path(client.download_artifacts(run_id, f"figures/{name}.png", str(folder))).read_bytes() for name in FIGURES]
+    assert shown == logged
 
 
 @pytest.mark.slow
@@ -48,6 +64,7 @@ def test_mf_sweep_parent_children_review(store, mktlab_cli, tmp_path):
         assert {"best_val_rmse", "test_rmse", "val_rmse", "train_loss"} <= set(run.data.metrics)
         assert len(client.get_metric_history(run.info.run_id, "val_rmse")) == 2
         assert any(p.startswith("notebook/") and p.endswith(".ipynb") for p in artifact_paths(client, run.info.run_id))
+        assert_figures_shown_as_logged(client, run.info.run_id, tmp_path / f"job{job}")
     best = min(children, key=lambda r: r.data.metrics["best_val_rmse"])
     assert parent.data.tags["mktlab.best_run_id"] == best.info.run_id
     assert parent.data.metrics["best_val_rmse"] == best.data.metrics["best_val_rmse"]

@@ -5,6 +5,7 @@ A Report is plain data; `mktlab.tracking.log_report` puts all of it into a run.
 
 from __future__ import annotations
 
+import base64
 import io
 import struct
 from dataclasses import dataclass, field
@@ -32,6 +33,24 @@ def alt_text(name: str, figure: Any) -> str:
     return "; ".join([name.replace("_", " "), *titles])
 
 
+# The output a figure the runner draws later shows until then (`Report.show`, `mktlab.tracking.figure_handoff`).
+PENDING_FIGURE_MIME = "application/vnd.mktlab.pending-figure+json"
+
+
+def png_output(png: bytes, figure_dpi: float, alt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A rendered figure as a notebook output's data and metadata: the PNG, shown at the size the figure
+    itself would have (`figure_dpi`), with its text alternative."""
+    width = struct.unpack(">I", png[16:20])[0]  # the PNG header's pixel width
+    data = {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": f"[figure: {alt}]"}
+    return data, {"image/png": {"width": round(width * figure_dpi / PNG_DPI), "alt": alt}}
+
+
+def pending_output(key: str, alt: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The output of a figure handed to the runner (`key`), which the runner replaces by `png_output`."""
+    return {PENDING_FIGURE_MIME: {"key": key}, "text/plain": f"[figure: {alt}; drawn as the run is recorded]"}, {
+        PENDING_FIGURE_MIME: {"alt": alt}}
+
+
 @dataclass
 class Report:
     """What an evaluation produced.
@@ -44,6 +63,8 @@ class Report:
         files: artifact path -> file content (bytes), e.g. `samples/final.png`.
         images: figure name -> the PNG logged for it (`mktlab.tracking.log_report` fills it), which
             `show` displays instead of drawing the figure again.
+        handed_off: figure name -> its key, for a figure the runner draws and logs after the notebook
+            (`mktlab.tracking.figure_handoff`); `show` leaves a place the runner fills with its PNG.
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
@@ -52,19 +73,22 @@ class Report:
     model: tuple[Any, dict[str, Any]] | None = None
     files: dict[str, bytes] = field(default_factory=dict)
     images: dict[str, bytes] = field(default_factory=dict)
+    handed_off: dict[str, str] = field(default_factory=dict)
 
     def show(self, *names: str) -> None:
         """Display the named figures in the notebook: the PNG logged to the run where there is one (the
-        figure is drawn once per run, not twice), shown at the size the figure itself would have."""
-        from IPython.display import Image, display
+        figure is drawn once per run, not twice), shown at the size the figure itself would have; a figure
+        the runner draws gets its place, which the runner fills with that same PNG."""
+        from IPython.display import display
 
         for name in names:
-            figure, png = self.figures[name], self.images.get(name)
-            if png is None:
+            figure, png, key = self.figures[name], self.images.get(name), self.handed_off.get(name)
+            if png is None and key is None:
                 display(figure)
                 continue
-            width = struct.unpack(">I", png[16:20])[0]  # the PNG header's pixel width
-            display(Image(data=png, format="png", width=round(width * figure.dpi / PNG_DPI), alt=alt_text(name, figure)))
+            alt = alt_text(name, figure)
+            data, metadata = png_output(png, figure.dpi, alt) if png is not None else pending_output(key, alt)
+            display(data, raw=True, metadata=metadata)
 
     def close_figures(self) -> None:
         import matplotlib.pyplot as plt  # here: the runner logs reports and never draws

@@ -28,7 +28,7 @@ from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
 from mktlab.runner.background import record_later
 from mktlab.runner.sweep import JobInterrupted, job_tags, read_record
-from mktlab.tracking import links, open_run, run_name
+from mktlab.tracking import Tracker, figure_handoff, links, open_run, run_name
 from mktlab.tracking.store import StoreError, describe_cause
 
 registry.register()
@@ -81,14 +81,38 @@ def scrub(path: Path, secrets: set[str]) -> None:
         path.write_text(scrub_text(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
 
 
-def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = frozenset()) -> None:
-    """Log the executed notebook (ipynb + HTML, secrets masked) and set the run's final status.
+def draw_figures(tracker: Any, output: Path, figures: Path) -> None:
+    """Draw and log the figures the job handed over in `figures` (`figure_handoff`), and put them in
+    their places in the executed notebook."""
+    def log(run_id: str, png: bytes, artifact_file: str) -> None:
+        Tracker(tracker.client, run_id).log_bytes(png, artifact_file)
 
-    A notebook that cannot be logged (an artifact store gone read-only, say) fails the run
-    with the cause in `mktlab.error`; the run is closed whatever happens.
+    drawn = figure_handoff.draw_handed_off(figures, log)
+    if drawn and output.is_file():
+        import nbformat
+
+        book = nbformat.read(output, as_version=4)
+        figure_handoff.fill_in(book, drawn)
+        nbformat.write(book, output)
+
+
+def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = frozenset(), figures: Path | None = None) -> None:
+    """Draw the figures the job handed over (`figures`, then removed), log the executed notebook
+    (ipynb + HTML, secrets masked) and set the run's final status.
+
+    A figure that cannot be drawn or a notebook that cannot be logged (an artifact store gone
+    read-only, say) fails the run with the cause in `mktlab.error`; the run is closed whatever happens.
     """
     status, error = outcome.status, describe_error(outcome.error) if outcome.error is not None else None
     try:
+        if figures is not None:
+            try:
+                draw_figures(tracker, output, figures)
+            except Exception as failure:
+                status = "FAILED" if status == "FINISHED" else status
+                error = f"{error + '; ' if error else ''}a figure the notebook made could not be drawn or logged: {describe_cause(failure)}"
+            finally:
+                figure_handoff.remove(figures)
         scrub(output, secrets)
         if output.is_file():
             tracker.log_artifact(output, "notebook")
@@ -110,9 +134,9 @@ def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = f
         raise StoreError(scrub_text(error or "", secrets))
 
 
-def _finalize_reporting(tracker: Any, output: Path, outcome: Outcome, secrets: set[str]) -> None:
+def _finalize_reporting(tracker: Any, output: Path, outcome: Outcome, secrets: set[str], figures: Path | None) -> None:
     try:
-        finalize(tracker, output, outcome, secrets)
+        finalize(tracker, output, outcome, secrets, figures)
     except Exception as error:  # the run is closed FAILED by then; the sweep's summary counts it
         console.print(f"[red]mktlab: run {tracker.run_id}: {scrub_text(str(error), secrets)}[/red]", soft_wrap=True)
 
@@ -146,7 +170,11 @@ def launch(
     run_dir.mkdir(parents=True, exist_ok=True)
     secrets = secret_values(config) | secrets_in_overrides(overrides)
     reuse = in_sweep() and config["runner"]["reuse_kernel"]
-    kernel = kernel_for(notebook, run_dir, config["tracking"])  # imports JAX, opens the store, ... while the run is opened
+    # a run recorded while the next job runs has its figures drawn there too, on this process's thread
+    figures = figure_handoff.new_folder() if record_in_background else None
+    environment = {figure_handoff.FOLDER_ENV: str(figures)} if figures is not None else None
+    # imports JAX, opens the store, ... while the run is opened
+    kernel = kernel_for(notebook, run_dir, config["tracking"], environment)
     try:
         tracker = open_run(
             config,
@@ -157,6 +185,8 @@ def launch(
     except BaseException:
         if kernel is not None:
             kernel.shutdown()
+        if figures is not None:
+            figure_handoff.remove(figures)
         raise
     output = run_dir / notebook.name
     console.print(f"[bold]mktlab[/bold] run {tracker.run_id} · experiment '{config['experiment_name']}' · notebook {notebook.name}")
@@ -172,9 +202,9 @@ def launch(
         park=not in_sweep(),  # a sweep's last kernel is parked when the sweep ends
     )
     if outcome.ok and record_in_background:
-        record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets))
+        record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets, figures))
     else:
-        finalize(tracker, output, outcome, secrets)
+        finalize(tracker, output, outcome, secrets, figures)
     if outcome.ok:
         print_summary(tracker, config, output)
     else:

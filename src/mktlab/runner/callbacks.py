@@ -16,8 +16,11 @@ Configured in `conf/hydra/mktlab.yaml` (`hydra.callbacks.sweep`). Whatever the s
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from rich.console import Console
 
 from mktlab.config import ConfigError
-from mktlab.config.secrets import mask_secrets, scrub_text, secret_values, secrets_in_overrides
+from mktlab.config.secrets import mask_secrets, mask_uri, scrub_text, secret_values, secrets_in_overrides
 from mktlab.models import registry
 from mktlab.runner import setup_sweep_process
 from mktlab.runner import sweep as sw
@@ -46,6 +49,25 @@ from mktlab.tracking.store import StoreError
 from mktlab.tracking.sweeps import load_runs
 
 console = Console(stderr=True, highlight=False)
+
+
+def failing_the_command(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A callback method whose unexpected failure ends the command with one line naming `what` failed and
+    why, exit status 1. Hydra turns an exception a callback raises into a warning and goes on: a sweep
+    whose end could not rank and close its runs would leave its parent RUNNING and exit 0."""
+    def decorate(method: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(method)
+        def checked(self: Any, config: DictConfig, *args: Any, **kwargs: Any) -> None:
+            try:
+                method(self, config, *args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - every failure, said once
+                secrets = secrets_in_overrides(list(config.hydra.overrides.task)) | secret_values(_job_config(config))
+                reason = mask_uri(scrub_text(f"{what}: {type(error).__name__}: {error}", secrets))
+                self.failure = reason
+                console.print(f"[red]mktlab: {reason}[/red]", soft_wrap=True)
+                raise SystemExit(1) from error
+        return checked
+    return decorate
 
 
 def _plain(node: Any) -> Any:
@@ -280,6 +302,7 @@ def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any
     client = get_client({"uri": record.tracking_uri})
     tracker = Tracker(client, record.parent_run_id)
     failed: list[dict[str, Any]] = [job for job in sw.read_job_files(record.sweep_dir) if job.get("status") == "FAILED"]
+    summarized = False
     try:
         table = load_runs(client, sweep_id=record.parent_run_id)
         # A job whose run failed but whose record is out of reach (no shared file system).
@@ -311,8 +334,14 @@ def close_sweep(record: sw.SweepRecord, *, rows: int = 20) -> list[dict[str, Any
         console.print(f"the sweep in MLflow: {links.how_to_open(record.tracking_uri, runs_route)}", soft_wrap=True)
         if best is not None:
             console.print(f"its best run: {links.url(record.tracking_uri, links.run_route(record.experiment_id, best['run_id']))}", soft_wrap=True)
+        summarized = True
+    except Exception as error:
+        with contextlib.suppress(Exception):  # the store itself may be what failed
+            reason = mask_uri(scrub_text(f"{type(error).__name__}: {error}", secret_values(record.tracking_uri)))
+            tracker.set_tags({"mktlab.error": f"the sweep's summary could not be logged: {reason}"[:5000]})
+        raise
     finally:
-        client.set_terminated(record.parent_run_id, status="FAILED" if failed else "FINISHED")
+        client.set_terminated(record.parent_run_id, status="FINISHED" if summarized and not failed else "FAILED")
     if failed:
         lines = [f"{len(failed)} job(s) of sweep {record.sweep_id} failed:"]
         for job in failed:
@@ -339,6 +368,7 @@ class RecordCallback(Callback):
     written with credentials masked and readable by its owner only (Hydra's own writer is off:
     `hydra.output_subdir: null`)."""
 
+    @failing_the_command("the job's record could not be written")
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         overrides = list(config.hydra.overrides.task)
         secrets = secrets_in_overrides(overrides)
@@ -360,7 +390,9 @@ class SweepCallback(Callback):
         self.rows = rows
         self.record: sw.SweepRecord | None = None
         self._closed = False
+        self.failure: str | None = None  # why the sweep could not go on, for its parent run
 
+    @failing_the_command("the sweep could not start")
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         setup_sweep_process()
         secrets = secrets_in_overrides(config.hydra.overrides.task)
@@ -375,6 +407,7 @@ class SweepCallback(Callback):
             console.print(f"{count} job(s), each config validated", highlight=False)
         atexit.register(self._ended_early)
 
+    @failing_the_command("the job's outcome could not be recorded")
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
             return
@@ -386,6 +419,7 @@ class SweepCallback(Callback):
         elif failure is not None:
             console.print(f"[red]job {failure.job_num} failed[/red] ({failure.error}); the sweep goes on", soft_wrap=True)
 
+    @failing_the_command("the sweep could not be closed")  # its parent run then ends FAILED, saying why (`_ended_early`)
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         _composed.clear()  # configs of jobs a launcher composed elsewhere (in its workers)
         record = self.record
@@ -394,14 +428,10 @@ class SweepCallback(Callback):
             if published is None:
                 return
             record = replace(published, tracking_uri=_job_config(config)["tracking"]["uri"])
-        self._closed = True
         wait_for_records()  # the runs recorded in the background are closed before they are ranked
         stop_waiting()
-        try:
-            failed = close_sweep(record, rows=self.rows)
-        except Exception as error:  # Hydra would only warn: the summary's failure must fail the sweep
-            console.print(f"[red]could not close sweep {record.sweep_id}: {type(error).__name__}: {error}[/red]", soft_wrap=True)
-            raise SystemExit(1) from error
+        failed = close_sweep(record, rows=self.rows)
+        self._closed = True
         if failed:
             raise SystemExit(1)
 
@@ -420,5 +450,5 @@ class SweepCallback(Callback):
                 client.set_terminated(run.info.run_id, status="KILLED")
         if client.get_run(self.record.parent_run_id).info.status != "RUNNING":
             return
-        client.set_tag(self.record.parent_run_id, "mktlab.error", "the sweep stopped before its end (interrupted, or the sweeper raised)")
+        client.set_tag(self.record.parent_run_id, "mktlab.error", self.failure or "the sweep stopped before its end (interrupted, or the sweeper raised)")
         client.set_terminated(self.record.parent_run_id, status="FAILED")

@@ -265,14 +265,15 @@ class WarmKernel:
         started with the environment's start-up variables as they are now."""
         return kernel_name == self.kernel_name and not self.startup_environment_changed() and self.manager.is_alive()
 
-    def prepare(self, cwd: Path, tracking: Mapping[str, Any] | None = None) -> None:
-        """Give the kernel a clean slate for a job in `cwd` with this process's environment and, given
-        the run's `tracking` config, open its store there as the notebook's first cell will; returns
-        at once. A store that fails to open here is left to the notebook to report."""
+    def prepare(self, cwd: Path, tracking: Mapping[str, Any] | None = None, environment: Mapping[str, str] | None = None) -> None:
+        """Give the kernel a clean slate for a job in `cwd` with this process's environment (and the job's
+        own `environment` on top) and, given the run's `tracking` config, open its store there as the
+        notebook's first cell will; returns at once. A store that fails to open here is left to the
+        notebook to report."""
         if self._prepared is not None:
             return
         uri = tracking["uri"] if tracking is not None else None
-        code = f"{STATE}.new_job({str(cwd)!r}, {dict(os.environ)!r}, {uri!r})"
+        code = f"{STATE}.new_job({str(cwd)!r}, {({**os.environ, **(environment or {})})!r}, {uri!r})"
         self._prepared = (cwd, self._client.execute(code, silent=True, store_history=False))
 
     def ready(self, cwd: Path) -> KernelManager | None:
@@ -461,8 +462,9 @@ def settle_environment() -> None:
         _waiting.environment = dict(os.environ)
 
 
-def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = None) -> WarmKernel | None:
-    """A warm kernel for `notebook`, prepared for `cwd` and `tracking` (`WarmKernel.prepare`):
+def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = None,
+               environment: Mapping[str, str] | None = None) -> WarmKernel | None:
+    """A warm kernel for `notebook`, prepared for `cwd`, `tracking` and `environment` (`WarmKernel.prepare`):
     the waiting one if it still serves, else one started now in `cwd`.
 
     None when no kernel could be started: Papermill then starts one and reports the failure."""
@@ -474,7 +476,7 @@ def kernel_for(notebook: Path, cwd: Path, tracking: Mapping[str, Any] | None = N
         waiting = None
     kernel = waiting if waiting is not None else _start(kernel_name, cwd)
     if kernel is not None:
-        kernel.prepare(cwd, tracking)
+        kernel.prepare(cwd, tracking, environment)
     return kernel
 
 

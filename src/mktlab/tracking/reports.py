@@ -7,16 +7,23 @@ from pathlib import Path
 from typing import Any
 
 from mktlab.evaluation.report import Report
+from mktlab.tracking.figure_handoff import hand_off
 from mktlab.train.checkpoint import save_module
 
 
 def log_report(tracker: Any, report: Report) -> Report:
-    """Put everything `report` holds into the tracker's run; returns the report."""
+    """Put everything `report` holds into the tracker's run; returns the report. A figure is drawn and
+    logged here, or handed to the runner to draw and log after the notebook (`figure_handoff`)."""
     if tracker is None:
         return report
     tracker.log_metrics(report.metrics)
     for name, figure in report.figures.items():
-        report.images[name] = tracker.log_figure(figure, f"figures/{name}.png")
+        artifact_file = f"figures/{name}.png"
+        key = hand_off(tracker, figure, artifact_file)
+        if key is None:
+            report.images[name] = tracker.log_figure(figure, artifact_file)
+        else:
+            report.handed_off[name] = key
     for name, frame in report.tables.items():
         tracker.log_table(frame, name)
     if report.model is not None:
