@@ -33,6 +33,9 @@ found = {
     "warnings_filters": len(warnings.filters),
     "figures_to_the_runner": os.path.isdir(os.environ.get("MKTLAB_FIGURE_HANDOFF", "")),
 }
+probe_figure = plt.figure()
+found["shows_open_figures"] = matplotlib.is_interactive()  # the notebook backend, loaded at the first figure, shows them at a cell's end
+plt.close(probe_figure)
 tracker.log_dict(found, "found.json")
 tracker.set_tags({"kernel_pid": str(os.getpid())})
 LEAK = 1
@@ -88,7 +91,8 @@ def test_jobs_share_a_kernel_and_start_from_a_clean_slate(store: Store, mktlab_c
     fresh = found(store, runs[0])
     # each job's figures go to the runner, drawn while the next job runs (`mktlab.tracking.figure_handoff`)
     assert fresh == {"leaked_global": False, "open_figures": 0, "cwd_is_run_folder": True, "leaked_variable": False,
-                     "lines_width": fresh["lines_width"], "warnings_filters": fresh["warnings_filters"], "figures_to_the_runner": True}
+                     "lines_width": fresh["lines_width"], "warnings_filters": fresh["warnings_filters"], "figures_to_the_runner": True,
+                     "shows_open_figures": True}
     for run in runs[1:]:
         assert found(store, run) == fresh, f"job {run.data.tags['mktlab.job_num']} saw a trace of the job before it"
     pids = [r.data.tags["kernel_pid"] for r in runs]

@@ -42,6 +42,12 @@ def snapshot() -> None:
         return
     gc.freeze()
     _fresh["warnings"] = list(warnings.filters)
+    if "matplotlib.pyplot" in sys.modules:
+        # pyplot loads its backend at the first figure: the notebook backend then turns interactive mode on, so a
+        # figure a cell leaves open is shown at the cell's end. Loaded now, the settings kept are those a job in
+        # a fresh kernel works under from its first figure on (taken before, every later job lost that display).
+        matplotlib = sys.modules["matplotlib"]
+        sys.modules["matplotlib.pyplot"].switch_backend(matplotlib.get_backend())
     if "matplotlib" in sys.modules:
         _fresh["rc"] = dict(sys.modules["matplotlib"].rcParams)
 

@@ -13,7 +13,7 @@ and validates; one training epoch keeps the state's shapes and gives finite metr
 monitored metric improves; the same seed gives identical metrics; seeds trained together
 equal separate runs; and (marker `slow`) the real `mktlab -m` command runs the model's
 notebook as three jobs in one reused kernel into FINISHED MLflow runs with identical metrics,
-which `mktlab-rerun` (a fresh kernel) reproduces exactly.
+which `mktlab-rerun` (a fresh kernel) reproduces exactly, figures too (byte for byte).
 """
 
 from __future__ import annotations
@@ -188,3 +188,28 @@ def test_a_sweep_in_a_reused_kernel_records_full_runs_that_rerun_identically(mod
     (repeated,) = [r for r in client.search_runs([experiment]) if r.data.tags.get("mktlab.rerun_of") == last.info.run_id]
     assert _final(repeated.data.metrics) == metrics[0]
     assert repeated.data.params == last.data.params
+    # figures: the sweep's runner drew the jobs' figures (the kernel handed them over), the rerun's kernel drew its own
+    drawn_by_runner, drawn_in_kernel = _figures(client, last.info.run_id, tmp_path / "job"), _figures(client, repeated.info.run_id, tmp_path / "rerun")
+    assert drawn_by_runner == drawn_in_kernel
+    notebook = spec.notebook_path().name
+    shown = [_shown_images(client.download_artifacts(run.info.run_id, f"notebook/{notebook}", str(tmp_path / folder)))
+             for run, folder in ((last, "job"), (repeated, "rerun"))]
+    assert shown[0] == shown[1], "the job's notebook shows other images than the rerun's"
+
+
+def _figures(client: MlflowClient, run_id: str, folder: Path) -> dict[str, bytes]:
+    """A run's logged figures (`figures/*.png`), by name."""
+    listed = [a.path for a in client.list_artifacts(run_id, "figures") if a.path.endswith(".png")]
+    return {path: Path(client.download_artifacts(run_id, path, str(folder))).read_bytes() for path in listed}
+
+
+def _shown_images(notebook: str) -> list[bytes]:
+    """The PNGs an executed notebook shows; no place a figure was to fill is left empty."""
+    import base64
+    import json
+
+    from mktlab.evaluation.report import PENDING_FIGURE_MIME
+
+    outputs = [output for cell in json.loads(Path(notebook).read_text())["cells"] for output in cell.get("outputs", ())]
+    assert not any(PENDING_FIGURE_MIME in output.get("data", {}) for output in outputs)
+    return [base64.b64decode(output["data"]["image/png"]) for output in outputs if "image/png" in output.get("data", {})]
