@@ -160,19 +160,22 @@ def main() -> None:
         for round_number in range(args.rounds):
             print(f"round {round_number + 1} of {args.rounds}", flush=True)
             measured = {in_one_process: (in_process(n), None)}
+            print(f"  timing: {in_one_process}: {measured[in_one_process][0]:.1f} s", flush=True)
             for name, (extra, env) in mktlab_sides.items():
                 folder = work / f"round{round_number}" / "".join(c if c.isalnum() else "-" for c in name)  # an override value: no brackets
-                print(f"  timing: {name}", flush=True)
+                print(f"  timing: {name}", end="", flush=True)
                 if name in kept_sides:  # the previous command, on other seeds, leaves its kernel waiting
                     timed(sweep_command(folder.with_name(folder.name + "-before"), n, extra, first_seed=n), env=env)
                     standby_ready(work / "tmp")
                 started = time.time()
                 seconds = timed(sweep_command(folder, n, extra), env=env)
                 measured[name] = (seconds, first_job_started(folder) - started)
+                print(f": {seconds:.1f} s", flush=True)  # every round's time, not only the fastest: the machine's noise in view
                 stop_what_waits(work / "tmp")
             folder = work / f"round{round_number}" / "papermill"
             folder.mkdir(parents=True)
             measured[by_hand] = (plain_papermill(folder, n), None)
+            print(f"  timing: {by_hand}: {measured[by_hand][0]:.1f} s", flush=True)
             for name, (seconds, startup) in measured.items():
                 if seconds < sides.get(name, float("inf")):
                     sides[name] = seconds

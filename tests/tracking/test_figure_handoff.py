@@ -34,6 +34,12 @@ def a_figure(title: str = "Validation RMSE") -> plt.Figure:
     return figure
 
 
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
 @pytest.fixture
 def tracker(tmp_path: Path) -> Tracker:
     client = Store(tmp_path / "store").client
