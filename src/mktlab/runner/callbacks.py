@@ -61,13 +61,23 @@ def failing_the_command(what: str) -> Callable[[Callable[..., None]], Callable[.
             try:
                 method(self, config, *args, **kwargs)
             except Exception as error:  # noqa: BLE001 - every failure, said once
-                secrets = secrets_in_overrides(list(config.hydra.overrides.task)) | secret_values(_job_config(config))
-                reason = mask_uri(scrub_text(f"{what}: {type(error).__name__}: {error}", secrets))
+                reason = mask_uri(scrub_text(f"{what}: {type(error).__name__}: {error}", _secrets_of(config)))
                 self.failure = reason
                 console.print(f"[red]mktlab: {reason}[/red]", soft_wrap=True)
                 raise SystemExit(1) from error
         return checked
     return decorate
+
+
+def _secrets_of(config: DictConfig) -> set[str]:
+    """The secret values of a command's config and overrides, as far as they can be read (a config that
+    cannot be resolved still has its overrides' masked)."""
+    secrets: set[str] = set()
+    with contextlib.suppress(Exception):
+        secrets |= secrets_in_overrides(list(config.hydra.overrides.task))
+    with contextlib.suppress(Exception):
+        secrets |= secret_values(_plain(config))
+    return secrets
 
 
 def _plain(node: Any) -> Any:
