@@ -27,6 +27,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 from mktlab.config import Config
 from mktlab.config.schema import OptimConfig, TrainerConfig
 from mktlab.models import registry
+from mktlab.testing.contract import untimed  # noqa: F401  (re-exported for the tests)
 from mktlab.tracking import get_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -296,11 +297,6 @@ def gone_within(pid: int, seconds: float) -> bool:
             return True
         time.sleep(0.2)
     return False
-
-
-def untimed(metrics: dict[str, float]) -> dict[str, float]:
-    """A run's metrics without its timings (`*_seconds`), which differ from run to run."""
-    return {k: v for k, v in metrics.items() if not k.endswith("_seconds")}
 
 
 def children_named(pid: int, pattern: str) -> list:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +10,7 @@ import pandas as pd
 import pytest
 from helpers import artifact_paths, sweep_runs
 
-from mktlab.evaluation.report import PENDING_FIGURE_MIME
+from mktlab.testing.contract import shown_images
 
 TINY = ["debug=tiny", "trainer.epochs=2", "data.subsample=2000", "trainer.progress=false"]
 BIN = Path(sys.executable).parent
@@ -22,10 +20,7 @@ FIGURES = ("learning_curve", "error_histogram", "recommendation_popularity")
 def assert_figures_shown_as_logged(client, run_id: str, folder: Path) -> None:
     """The run's notebook shows each of its figures as the PNG logged to the run (the runner drew them
     after the notebook, as the run was recorded while the next job ran), no place left empty."""
-    notebook = json.loads(Path(client.download_artifacts(run_id, "notebook/mf.ipynb", str(folder))).read_text())
-    outputs = [output for cell in notebook["cells"] for output in cell.get("outputs", ())]
-    assert not any(PENDING_FIGURE_MIME in output.get("data", {}) for output in outputs)
-    shown = [base64.b64decode(output["data"]["image/png"]) for output in outputs if "image/png" in output.get("data", {})]
+    shown = shown_images(client.download_artifacts(run_id, "notebook/mf.ipynb", str(folder)))
     logged = [Path(client.download_artifacts(run_id, f"figures/{name}.png", str(folder))).read_bytes() for name in FIGURES]
     assert shown == logged
 

@@ -81,7 +81,8 @@ def contract_store(tmp_path: Path) -> dict[str, str]:
     return {"uri": f"sqlite:///{root / 'mlflow.db'}", "artifacts": str(root / "mlartifacts")}
 
 
-def _final(metrics: dict[str, float]) -> dict[str, float]:
+def untimed(metrics: dict[str, float]) -> dict[str, float]:
+    """A run's metrics without its timings (`*_seconds`), which differ between identical runs."""
     return {k: v for k, v in metrics.items() if not k.endswith(TIMING)}
 
 
@@ -128,7 +129,7 @@ def test_same_seed_gives_identical_metrics(tiny_config: Config, tiny_data) -> No
         result = session.fit(tiny_config, tiny_data)
         report = session.evaluate(tiny_config, result, tiny_data)
         report.close_figures()
-        reports.append((result.history, _final(report.metrics)))
+        reports.append((result.history, untimed(report.metrics)))
     assert reports[0] == reports[1]
     other = dataclasses.replace(tiny_config, seed=tiny_config.seed + 1)
     assert session.fit(other, tiny_data).history != reports[0][0]
@@ -178,7 +179,7 @@ def test_a_sweep_in_a_reused_kernel_records_full_runs_that_rerun_identically(mod
         assert any(k.startswith("test_") for k in run.data.metrics) and f"best_{run.data.tags['mktlab.monitor']}" in run.data.metrics
         logged = {a.path for a in client.list_artifacts(run.info.run_id, "notebook")}
         assert {f"notebook/{spec.notebook_path().name}", f"notebook/{spec.notebook_path().with_suffix('.html').name}"} <= logged
-    metrics = [_final(r.data.metrics) for r in runs]
+    metrics = [untimed(r.data.metrics) for r in runs]
     assert metrics[0] and metrics[1] == metrics[0] and metrics[2] == metrics[0]
     last = runs[-1]
     again = _mktlab("mktlab-rerun", [last.info.run_id, "--tracking-uri", contract_store["uri"], "--run-dir", str(tmp_path / "rerun")],
@@ -186,13 +187,13 @@ def test_a_sweep_in_a_reused_kernel_records_full_runs_that_rerun_identically(mod
     assert again.returncode == 0, again.stderr[-4000:]
     assert "identical metrics" in again.stderr, again.stderr[-4000:]
     (repeated,) = [r for r in client.search_runs([experiment]) if r.data.tags.get("mktlab.rerun_of") == last.info.run_id]
-    assert _final(repeated.data.metrics) == metrics[0]
+    assert untimed(repeated.data.metrics) == metrics[0]
     assert repeated.data.params == last.data.params
     # figures: the sweep's runner drew the jobs' figures (the kernel handed them over), the rerun's kernel drew its own
     drawn_by_runner, drawn_in_kernel = _figures(client, last.info.run_id, tmp_path / "job"), _figures(client, repeated.info.run_id, tmp_path / "rerun")
     assert drawn_by_runner == drawn_in_kernel
     notebook = spec.notebook_path().name
-    shown = [_shown_images(client.download_artifacts(run.info.run_id, f"notebook/{notebook}", str(tmp_path / folder)))
+    shown = [shown_images(client.download_artifacts(run.info.run_id, f"notebook/{notebook}", str(tmp_path / folder)))
              for run, folder in ((last, "job"), (repeated, "rerun"))]
     assert shown[0] == shown[1], "the job's notebook shows other images than the rerun's"
 
@@ -203,8 +204,9 @@ def _figures(client: MlflowClient, run_id: str, folder: Path) -> dict[str, bytes
     return {path: Path(client.download_artifacts(run_id, path, str(folder))).read_bytes() for path in listed}
 
 
-def _shown_images(notebook: str) -> list[bytes]:
-    """The PNGs an executed notebook shows; no place a figure was to fill is left empty."""
+def shown_images(notebook: str | Path) -> list[bytes]:
+    """The PNGs an executed notebook (its file) shows, in order; asserts that no place a figure handed to the
+    runner was to fill is left empty."""
     import base64
     import json
 

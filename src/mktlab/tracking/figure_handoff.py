@@ -56,7 +56,7 @@ def hand_off(tracker: Any, figure: Any, artifact_file: str) -> str | None:
     or None when the kernel must draw it itself (no runner takes figures, the notebook opened the run
     itself, the figure holds something the runner may not be able to load)."""
     target = folder()
-    if target is None or tracker is None or getattr(tracker, "owns_run", True):
+    if target is None or tracker.owns_run:
         return None
     import matplotlib
 
