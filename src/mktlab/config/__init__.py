@@ -13,6 +13,7 @@ them; `mktlab.models.registry.schemas()` builds it from the installed plug-ins.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,21 +122,14 @@ def to_dataclasses(cfg: DictConfig | Mapping[str, Any], schemas: Schemas) -> Con
         raise ConfigError("model.name", model_name, f"one of the installed models: {', '.join(sorted(schemas.models))}")
     if loader not in schemas.data:
         raise ConfigError("data.loader", loader, f"one of {', '.join(sorted(schemas.data))}")
-    schema = _node(Config)
-    schema.model = _node(schemas.models[model_name])
-    schema.data = _node(schemas.data[loader])
     optim_schema = schemas.optims.get(model_name, OptimConfig)
     if optim_schema is None:
         if plain.get("optim") is not None:
             raise ConfigError("optim", "<a config>", f"null: model {model_name} configures its optimizers itself")
         plain["optim"] = None
-    else:
-        schema.optim = _node(optim_schema)
-    OmegaConf.set_struct(schema, True)
-    for key in OPEN_KEYS:
-        OmegaConf.set_struct(schema[key], False)
     try:
-        typed = OmegaConf.to_object(OmegaConf.merge(schema, plain))
+        # the merge copies the schema: the one built for these schemas serves every config typed with them
+        typed = OmegaConf.to_object(OmegaConf.merge(_config_schema(schemas.models[model_name], schemas.data[loader], optim_schema), plain))
     except ConfigKeyError as error:
         key = error.full_key or "config"
         raise ConfigError(key, None, "", message=f"{key}: no such key in {_schema_name(error)}") from None
@@ -145,6 +139,21 @@ def to_dataclasses(cfg: DictConfig | Mapping[str, Any], schemas: Schemas) -> Con
     except OmegaConfBaseException as error:
         raise ConfigError(error.full_key or "config", getattr(error, "value", "?"), _reason(error)) from None
     return validate(typed)  # type: ignore[return-value]
+
+
+@functools.lru_cache(maxsize=64)
+def _config_schema(model: type, data: type, optim: type | None) -> DictConfig:
+    """The whole config's schema with these `model`, `data` and `optim` schemas (None: no `optim` node), closed
+    to unknown keys except under `OPEN_KEYS`. Not to be changed: `OmegaConf.merge` copies it."""
+    schema = _node(Config)
+    schema.model = _node(model)
+    schema.data = _node(data)
+    if optim is not None:
+        schema.optim = _node(optim)
+    OmegaConf.set_struct(schema, True)
+    for key in OPEN_KEYS:
+        OmegaConf.set_struct(schema[key], False)
+    return schema
 
 
 def _schema_name(error: OmegaConfBaseException) -> str:

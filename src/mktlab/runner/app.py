@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -24,6 +24,7 @@ from mktlab.models import registry
 from mktlab.models.registry import UnknownModel
 from mktlab.runner import setup_process
 from mktlab.runner.execute import Outcome, describe_error, execute, export_html
+from mktlab.runner.job_configs import typed_already
 from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
 from mktlab.runner.background import record_later
@@ -141,8 +142,7 @@ def _finalize_reporting(tracker: Any, output: Path, outcome: Outcome, secrets: s
         console.print(f"[red]mktlab: run {tracker.run_id}: {scrub_text(str(error), secrets)}[/red]", soft_wrap=True)
 
 
-def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
-    run = tracker.client.get_run(tracker.run_id)
+def print_summary(run: Any, config: dict[str, Any], output: Path) -> None:
     table = Table(title=f"run {run.info.run_id} ({run.info.run_name})", show_header=True)
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -155,14 +155,23 @@ def print_summary(tracker: Any, config: dict[str, Any], output: Path) -> None:
     console.print(f"open it in MLflow: {links.how_to_open(config['tracking']['uri'], route)}", soft_wrap=True)
 
 
+class Launched(NamedTuple):
+    """What `launch` leaves: the run's tracker, how its notebook ended, the executed notebook, and the
+    metrics the run logged (those of a finished run; empty otherwise)."""
+
+    tracker: Any
+    outcome: Outcome
+    output: Path
+    metrics: dict[str, float]
+
+
 def launch(
     config: dict[str, Any], *, overrides: list[str], run_dir: Path, tags: dict[str, str] | None = None,
     record_in_background: bool = False,
-) -> tuple[Any, Outcome, Path]:
+) -> Launched:
     """Open the run, execute the model's notebook into `run_dir`, log it, set the status.
 
-    Used by the Hydra app and by `mktlab-rerun` (which launches a recorded config).
-    Returns the tracker, the outcome and the executed notebook's path. With
+    Used by the Hydra app and by `mktlab-rerun` (which launches a recorded config). With
     `record_in_background` (a sweep's jobs in the sweep's own process), a finished run's
     notebook is logged and the run closed on a background thread while the next job runs.
     """
@@ -205,15 +214,18 @@ def launch(
         record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets, figures))
     else:
         finalize(tracker, output, outcome, secrets, figures)
+    metrics: dict[str, float] = {}
     if outcome.ok:
-        print_summary(tracker, config, output)
+        run = tracker.client.get_run(tracker.run_id)
+        metrics = dict(run.data.metrics)
+        print_summary(run, config, output)
     else:
         message = (
             f"run {tracker.run_id} {outcome.status}: {describe_error(outcome.error) if outcome.status == 'FAILED' else 'interrupted'}\n"
             f"partial notebook: {output}"
         )
         console.print(f"[red]mktlab: {notebook.stem} {scrub_text(message, secrets)}[/red]", soft_wrap=True)
-    return tracker, outcome, output
+    return Launched(tracker, outcome, output, metrics)
 
 
 def exit_code(outcome: Outcome) -> int:
@@ -234,18 +246,19 @@ def run_job(cfg: DictConfig) -> dict[str, float]:
         config = to_container(cfg)
         if config.get("notebook"):  # the kernel runs elsewhere: a notebook of one's own is named by its absolute path
             config["notebook"] = str(Path(config["notebook"]).expanduser().resolve())
-        registry.typed(config)  # the same validation the notebook applies, before any run exists
+        if not (in_sweep() and typed_already(hydra_cfg)):  # the sweep's start typed it already
+            registry.typed(config)  # the same validation the notebook applies, before any run exists
     except (ConfigError, UnknownModel) as error:
         stop(f"Error in config: {error}", secrets=secrets)
     secrets |= secret_values(config)
     try:
         # a sweep job's run is a child of the sweep's parent run (job_tags)
-        tracker, outcome, output = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg),
+        tracker, outcome, output, metrics = launch(config, overrides=overrides, run_dir=Path(hydra_cfg.runtime.output_dir), tags=job_tags(hydra_cfg),
                                           record_in_background=in_sweep_process(hydra_cfg) and config["runner"]["reuse_kernel"])
     except (StoreError, FileNotFoundError) as error:
         stop(str(error), secrets=secrets)
     if outcome.ok:
-        return dict(tracker.client.get_run(tracker.run_id).data.metrics)
+        return metrics
     if hydra_cfg.mode == RunMode.MULTIRUN:
         if outcome.status == "KILLED":  # Ctrl-C: the sweep stops (`SweepCallback.on_job_end`, the sweepers)
             raise JobInterrupted(f"run {tracker.run_id} KILLED: interrupted\npartial notebook: {output}")

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S-%f") + "-rerun"
     run_dir = Path(args.run_dir) if args.run_dir else Path(config["paths"]["experiments"], "runs", config["experiment_name"], stamp)
-    tracker, outcome, _ = launch(config, overrides=record.overrides, run_dir=run_dir, tags={"mktlab.rerun_of": record.run_id})
+    tracker, outcome, *_ = launch(config, overrides=record.overrides, run_dir=run_dir, tags={"mktlab.rerun_of": record.run_id})
     new_metrics = tracker.client.get_run(tracker.run_id).data.metrics
 
     table = Table(title=f"metrics: original {record.run_id[:8]} vs rerun {tracker.run_id[:8]}")
