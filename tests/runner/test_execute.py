@@ -156,6 +156,31 @@ def test_a_prepared_kernel_has_opened_the_runs_store_before_the_first_cell(tmp_p
         assert (exists, Path(cwd)) == ("True", run_dir)  # the good store was made before any cell ran
 
 
+def test_a_sweeps_start_has_the_waiting_kernel_open_the_store_before_any_job_is_prepared(tmp_path):
+    """`open_store_early` (a sweep's start) opens the store in the waiting kernel while the runner validates the
+    jobs: the store's file exists before any job prepares the kernel; a bad URI is left to the notebook."""
+    from mktlab.runner import kernel as kernels
+
+    database = tmp_path / "store" / "mlflow.db"
+    kernels.start_early()
+    waiting = kernels._waiting
+    try:
+        kernels.open_store_early("nosuchscheme://x")  # nothing to open: the kernel carries on
+        kernels.open_store_early(f"sqlite:///{database}")
+        deadline = time.monotonic() + 60
+        while not database.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert database.exists() and kernels._waiting is waiting and waiting.manager.is_alive()
+        notebook = write_notebook(tmp_path / "probe.ipynb", "import sys; print(len(sys.modules['mktlab.tracking.store']._CLIENTS))")
+        served = kernels.kernel_for(notebook, tmp_path)
+        outcome = execute(notebook, tmp_path / "out.ipynb", parameters={}, cwd=tmp_path, progress=False, kernel=served)
+        assert outcome.status == "FINISHED", outcome.error
+        assert nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[-1].outputs[0]["text"].split() == ["1"]
+    finally:
+        kernels.stop_waiting()
+        waiting.shutdown()
+
+
 def test_the_html_of_an_executed_notebook_needs_no_network(tmp_path):
     """nbconvert's lab template loads require.js and MathJax from a CDN; mktlab's copy loads nothing."""
     import base64

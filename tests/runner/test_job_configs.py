@@ -82,3 +82,23 @@ def test_a_validated_job_is_not_typed_again_and_only_it(loader):
     assert not typed_already(other.hydra)
     forget_typed()
     assert not typed_already(jobs[0].hydra)
+
+
+def test_a_group_left_to_choose_fails_each_job_as_hydra_fails_it(tmp_path):
+    """A sweep may leave a group to choose (`???`, skipped while Hydra composes the sweep's own config); each job's
+    config then fails with Hydra's message, the sweep's own config is not taken for it."""
+    (tmp_path / "db").mkdir()
+    (tmp_path / "config.yaml").write_text("defaults:\n  - db: ???\n  - _self_\nx: 1\n")
+    (tmp_path / "db" / "a.yaml").write_text("host: a\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["x=1,2"], run_mode=RunMode.MULTIRUN)
+        with pytest.raises(ConfigCompositionException) as hydras:
+            loader.load_sweep_config(master, ["x=1"])
+        with pytest.raises(ConfigCompositionException) as ours:
+            JobConfigs(loader, master).compose(["x=1"])
+        assert str(ours.value) == str(hydras.value) and "You must specify 'db'" in str(ours.value)
+        assert OmegaConf.to_yaml(JobConfigs(loader, master).compose(["db=a", "x=2"])) == OmegaConf.to_yaml(
+            loader.load_sweep_config(master, ["db=a", "x=2"]))
+    GlobalHydra.instance().clear()

@@ -42,7 +42,7 @@ from mktlab.runner import setup_sweep_process
 from mktlab.runner import sweep as sw
 from mktlab.runner.job_configs import JobConfigs, forget_typed, note_typed
 from mktlab.runner.background import wait_for_records
-from mktlab.runner.kernel import stop_waiting
+from mktlab.runner.kernel import open_store_early, stop_waiting
 from mktlab.runner.notebooks import notebook_path
 from mktlab.runner.warm_workers import warm_up
 from mktlab.tracking import Tracker, get_client, get_or_create_experiment, links, provenance
@@ -410,6 +410,8 @@ class SweepCallback(Callback):
         setup_sweep_process()
         secrets = secrets_in_overrides(config.hydra.overrides.task)
         try:
+            with contextlib.suppress(Exception):  # a store the config cannot name fails the validation below, saying why
+                open_store_early(str(OmegaConf.select(config, "tracking.uri")))  # in the kernel, while the jobs are validated
             count = validate_jobs(config)
             warm_up(config.hydra.launcher)  # joblib's workers start while the sweep opens
             self.record = open_sweep(config)

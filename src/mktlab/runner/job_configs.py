@@ -35,6 +35,25 @@ class JobConfigs:
         self.hydra_overrides = [str(line) for line in master.hydra.overrides.hydra]
         self.parser = OverridesParser.create(config_loader=loader)
         self._bases: dict[tuple[str, ...], DictConfig] = {}  # composed with only the group choices, by those choices
+        self._adopt_master()
+
+    def _adopt_master(self) -> None:
+        """Take the sweep's own config as the composition of its group choices when its jobs choose just those (no
+        group swept): it is that composition with the shared values set, which each job sets again, unless a
+        shared value adds or removes a key (that cannot be done twice). Not when it skipped a group left to choose
+        (`???`): a job's own composition fails on that."""
+        if "???" in OmegaConf.to_container(self.master.hydra.runtime.choices, resolve=False).values():
+            return
+        parsed = self.parser.parse_overrides([*self.hydra_overrides, *(str(line) for line in self.master.hydra.overrides.task)])
+        if not self._shares_composition([o for o in parsed if not o.is_sweep_override()]):
+            return
+        if any(o.is_sweep_override() and self._chooses_group(o) for o in parsed):
+            return
+        values = [o for o in parsed if not o.is_sweep_override() and not self._chooses_group(o)]
+        if any(o.is_add() or o.is_delete() for o in values):
+            return
+        key = tuple(o.input_line for o in parsed if not o.is_sweep_override() and self._chooses_group(o))
+        self._bases[key] = copy.deepcopy(self.master)
 
     def compose(self, job_overrides: Sequence[str]) -> DictConfig:
         """The config of the job of `job_overrides`: what `loader.load_sweep_config(master, job_overrides)` returns."""

@@ -276,6 +276,10 @@ class WarmKernel:
         code = f"{STATE}.new_job({str(cwd)!r}, {({**os.environ, **(environment or {})})!r}, {uri!r})"
         self._prepared = (cwd, self._client.execute(code, silent=True, store_history=False))
 
+    def open_store(self, tracking_uri: str) -> None:
+        """Have the kernel open the tracking store at `tracking_uri` now, for the jobs to come; returns at once."""
+        self._client.execute(f"{STATE}.open_store({tracking_uri!r})", silent=True, store_history=False)
+
     def ready(self, cwd: Path) -> KernelManager | None:
         """The kernel's manager once the warm-up and `prepare` are done, with the kernel
         working in `cwd`; None if the kernel has died (Papermill then starts one of its own)."""
@@ -450,6 +454,16 @@ def start_early() -> None:
 def waiting() -> bool:
     """Whether a live kernel waits for this process's next notebook."""
     return _waiting is not None and _waiting.manager.is_alive()
+
+
+def open_store_early(tracking_uri: str) -> None:
+    """Have the kernel waiting for this process's next notebook open the store at `tracking_uri` now (a sweep's
+    start: this process validates the jobs and opens the parent run meanwhile), not when the first job prepares it."""
+    if _waiting is not None:
+        try:
+            _waiting.open_store(tracking_uri)
+        except Exception:  # a kernel that cannot take it now opens the store when its job starts
+            pass
 
 
 def settle_environment() -> None:

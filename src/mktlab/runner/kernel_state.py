@@ -96,10 +96,15 @@ def new_job(cwd: str, environ: Mapping[str, str] | None = None, tracking_uri: st
         os.environ.update(environ)
     os.chdir(cwd)
     if tracking_uri is not None:
-        try:
-            sys.modules["mktlab.tracking.store"].get_client({"uri": tracking_uri})
-        except Exception:  # the notebook's own first cell reports a store that does not open
-            pass
+        open_store(tracking_uri)
+
+
+def open_store(tracking_uri: str) -> None:
+    """Open the tracking store at `tracking_uri` (once: the client is kept), as the notebook's first cell will."""
+    try:
+        sys.modules["mktlab.tracking.store"].get_client({"uri": tracking_uri})
+    except Exception:  # the notebook's own first cell reports a store that does not open
+        pass
 
 
 def watch(owner: int) -> None:
