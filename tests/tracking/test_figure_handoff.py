@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import matplotlib
@@ -148,8 +149,47 @@ def test_a_figure_the_runner_cannot_draw_fails_its_run_with_the_reason(tracker, 
     nbformat.write(new_notebook(cells=[new_code_cell("report.show('curve')")]), notebook)
 
     with pytest.raises(StoreError, match="could not be drawn"):
-        finalize(tracker, notebook, Outcome("FINISHED"), figures=handoff)
+        finalize(tracker, notebook, Outcome("FINISHED"), figures=figure_handoff.Drawer(handoff))
     run = tracker.client.get_run(tracker.run_id)
     assert run.info.status == "FAILED" and "a figure the notebook made could not be drawn" in run.data.tags["mktlab.error"]
     assert not handoff.exists()  # the handed-over figures are gone with the run's end
     assert "notebook/mf.ipynb" in {a.path for a in tracker.client.list_artifacts(tracker.run_id, "notebook")}
+
+
+def test_figures_are_drawn_as_they_are_handed_over_while_the_job_runs_each_once(tracker, handoff, tmp_path):
+    """`Drawer.draw_while` draws each figure as it comes while the job runs (a sweep's last job then ends with its
+    figures drawn); `finish` draws what came after and gives every figure, each logged once."""
+    import threading
+
+    logged: list[str] = []
+
+    def log(run_id: str, png: bytes, name: str) -> None:
+        logged.append(name)
+        Tracker(tracker.client, run_id).log_bytes(png, name)
+
+    drawer, running = figure_handoff.Drawer(handoff), threading.Event()
+    running.set()
+    drawing = threading.Thread(target=drawer.draw_while, args=(running.is_set, log))
+    drawing.start()
+    first = log_report(tracker, Report(figures={"curve": a_figure()})).handed_off["curve"]
+    deadline = time.monotonic() + 30
+    while first not in drawer.drawn and time.monotonic() < deadline:  # drawn while the "job" still runs
+        time.sleep(0.01)
+    assert list(drawer.drawn) == [first] and logged == ["figures/curve.png"]
+    running.clear()
+    drawing.join(timeout=30)
+    second = log_report(tracker, Report(figures={"spread": a_figure("Spread")})).handed_off["spread"]  # after the loop ended
+    drawn = drawer.finish(log)
+    assert list(drawn) == [first, second] and logged == ["figures/curve.png", "figures/spread.png"]
+    assert logged_png(tracker, "figures/spread.png", tmp_path) == drawn[second].png
+
+
+def test_a_figure_that_fails_while_the_job_runs_fails_it_once_it_has_ended(tracker, handoff):
+    log_report(tracker, Report(figures={"curve": a_figure()}))
+    next(handoff.glob("*.pickle")).write_bytes(b"cut off")
+    drawer = figure_handoff.Drawer(handoff)
+    drawer.draw_while(iter([True, False]).__next__, lambda *_: None)  # returns: the failure is kept, not raised here
+    assert drawer.failure is not None
+    with pytest.raises(Exception) as failure:
+        drawer.finish(lambda *_: None)
+    assert failure.value is drawer.failure

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -27,7 +28,7 @@ from mktlab.runner.execute import Outcome, describe_error, execute, export_html
 from mktlab.runner.job_configs import typed_already
 from mktlab.runner.kernel import kernel_for
 from mktlab.runner.notebooks import notebook_path
-from mktlab.runner.background import record_later
+from mktlab.runner.background import record_later, record_while_running
 from mktlab.runner.sweep import JobInterrupted, job_tags, read_record
 from mktlab.tracking import Tracker, figure_handoff, links, open_run, run_name
 from mktlab.tracking.store import StoreError, describe_cause
@@ -82,13 +83,18 @@ def scrub(path: Path, secrets: set[str]) -> None:
         path.write_text(scrub_text(path.read_text(encoding="utf-8"), secrets), encoding="utf-8")
 
 
-def draw_figures(tracker: Any, output: Path, figures: Path) -> None:
-    """Draw and log the figures the job handed over in `figures` (`figure_handoff`), and put them in
-    their places in the executed notebook."""
+def figure_logger(tracker: Any) -> figure_handoff.Log:
+    """How a figure handed over is logged: into the run it names, through `tracker`'s store."""
     def log(run_id: str, png: bytes, artifact_file: str) -> None:
         Tracker(tracker.client, run_id).log_bytes(png, artifact_file)
 
-    drawn = figure_handoff.draw_handed_off(figures, log)
+    return log
+
+
+def draw_figures(tracker: Any, output: Path, figures: figure_handoff.Drawer) -> None:
+    """Draw and log the figures the job handed over and `figures` has not drawn yet (`figure_handoff`), and
+    put them all in their places in the executed notebook."""
+    drawn = figures.finish(figure_logger(tracker))
     if drawn and output.is_file():
         import nbformat
 
@@ -97,8 +103,9 @@ def draw_figures(tracker: Any, output: Path, figures: Path) -> None:
         nbformat.write(book, output)
 
 
-def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = frozenset(), figures: Path | None = None) -> None:
-    """Draw the figures the job handed over (`figures`, then removed), log the executed notebook
+def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = frozenset(),
+             figures: figure_handoff.Drawer | None = None) -> None:
+    """Draw the figures the job handed over (`figures`, its folder then removed), log the executed notebook
     (ipynb + HTML, secrets masked) and set the run's final status.
 
     A figure that cannot be drawn or a notebook that cannot be logged (an artifact store gone
@@ -113,7 +120,7 @@ def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = f
                 status = "FAILED" if status == "FINISHED" else status
                 error = f"{error + '; ' if error else ''}a figure the notebook made could not be drawn or logged: {describe_cause(failure)}"
             finally:
-                figure_handoff.remove(figures)
+                figure_handoff.remove(figures.source)
         scrub(output, secrets)
         if output.is_file():
             tracker.log_artifact(output, "notebook")
@@ -135,7 +142,7 @@ def finalize(tracker: Any, output: Path, outcome: Outcome, secrets: set[str] = f
         raise StoreError(scrub_text(error or "", secrets))
 
 
-def _finalize_reporting(tracker: Any, output: Path, outcome: Outcome, secrets: set[str], figures: Path | None) -> None:
+def _finalize_reporting(tracker: Any, output: Path, outcome: Outcome, secrets: set[str], figures: figure_handoff.Drawer | None) -> None:
     try:
         finalize(tracker, output, outcome, secrets, figures)
     except Exception as error:  # the run is closed FAILED by then; the sweep's summary counts it
@@ -180,8 +187,8 @@ def launch(
     secrets = secret_values(config) | secrets_in_overrides(overrides)
     reuse = in_sweep() and config["runner"]["reuse_kernel"]
     # a run recorded while the next job runs has its figures drawn there too, on this process's thread
-    figures = figure_handoff.new_folder() if record_in_background else None
-    environment = {figure_handoff.FOLDER_ENV: str(figures)} if figures is not None else None
+    figures = figure_handoff.Drawer(figure_handoff.new_folder()) if record_in_background else None
+    environment = {figure_handoff.FOLDER_ENV: str(figures.source)} if figures is not None else None
     # imports JAX, opens the store, ... while the run is opened
     kernel = kernel_for(notebook, run_dir, config["tracking"], environment)
     try:
@@ -195,21 +202,30 @@ def launch(
         if kernel is not None:
             kernel.shutdown()
         if figures is not None:
-            figure_handoff.remove(figures)
+            figure_handoff.remove(figures.source)
         raise
     output = run_dir / notebook.name
     console.print(f"[bold]mktlab[/bold] run {tracker.run_id} · experiment '{config['experiment_name']}' · notebook {notebook.name}")
-    outcome = execute(
-        notebook,
-        output,
-        # a notebook of one's own also gets each of `params` as a parameter of its own (params.alpha=0.5 -> alpha)
-        parameters={**(config.get("params") or {}), "config": config, "run_id": tracker.run_id, "overrides": overrides},
-        cwd=run_dir,
-        progress=config["trainer"]["progress"],
-        kernel=kernel,
-        reuse=reuse,
-        park=not in_sweep(),  # a sweep's last kernel is parked when the sweep ends
-    )
+    job_ended, drawing = threading.Event(), None
+    try:
+        if figures is not None:  # drawn as the job hands them over, once the runs before are recorded: a sweep's
+            # last job has its figures drawn before it ends, not after
+            drawing = record_while_running(lambda: figures.draw_while(lambda: not job_ended.is_set(), figure_logger(tracker)))
+        outcome = execute(
+            notebook,
+            output,
+            # a notebook of one's own also gets each of `params` as a parameter of its own (params.alpha=0.5 -> alpha)
+            parameters={**(config.get("params") or {}), "config": config, "run_id": tracker.run_id, "overrides": overrides},
+            cwd=run_dir,
+            progress=config["trainer"]["progress"],
+            kernel=kernel,
+            reuse=reuse,
+            park=not in_sweep(),  # a sweep's last kernel is parked when the sweep ends
+        )
+    finally:
+        job_ended.set()
+    if drawing is not None and not (outcome.ok and record_in_background) and not drawing.cancel():
+        drawing.result()  # the figures are finished on this thread: the drawing stops first
     if outcome.ok and record_in_background:
         record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets, figures))
     else:

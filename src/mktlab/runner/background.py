@@ -27,11 +27,24 @@ _runner_idle = threading.Event()  # set while this process only waits on a noteb
 
 def record_later(task: Callable[[], None]) -> None:
     """Run `task` (which reports its own failures) on the background thread, once the runner is idle."""
+    _pending.append(_thread().submit(_when_idle, task))
+
+
+def record_while_running(task: Callable[[], None]) -> Future:
+    """Run `task` (which handles its own failures) on the background thread once the tasks before it are done,
+    without waiting for the runner to be idle: work on the job that runs now (its figures, drawn as they come),
+    which ends by itself when the job does. Returns its future (cancelled: it never ran)."""
+    future = _thread().submit(task)
+    _pending.append(future)
+    return future
+
+
+def _thread() -> ThreadPoolExecutor:
     global _worker
     if _worker is None:
         _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mktlab-records")
         atexit.register(wait_for_records)
-    _pending.append(_worker.submit(_when_idle, task))
+    return _worker
 
 
 def _when_idle(task: Callable[[], None]) -> None:
@@ -55,4 +68,6 @@ def wait_for_records() -> None:
     """Block until every run handed to `record_later` is recorded (at once: nothing else is left to run first)."""
     _runner_idle.set()
     while _pending:
-        _pending.pop(0).result()
+        future = _pending.pop(0)
+        if not future.cancelled():
+            future.result()

@@ -9,9 +9,10 @@ other core, and the kernel goes straight on.
 The runner gives such a job a private folder (the kernel's `FOLDER_ENV`). `log_report`
 then hands each figure of the runner's own run over: `hand_off` pickles the figure, with the
 matplotlib settings it was made under, into the folder, and `Report.show` leaves a place for
-it in the notebook (`pending_output`). After the notebook, the runner draws each one as the
-kernel would have (`draw_handed_off`: the same PNG, byte for byte), logs it to the run and
-puts it in its place (`fill_in`). A figure that cannot be handed over (an object of a module the
+it in the notebook (`pending_output`). The runner draws each one as the kernel would have (the
+same PNG, byte for byte) and logs it to the run, as soon as its thread is free of the runs before
+(`Drawer.draw_while`: the last job of a sweep has its figures drawn while its last cells run), the
+rest once the notebook has ended (`Drawer.finish`), and puts each in its place (`fill_in`). A figure that cannot be handed over (an object of a module the
 runner need not import, a run the notebook opened itself) is drawn in the kernel as before, and
 a notebook run by hand or outside a sweep never hands anything over.
 """
@@ -24,8 +25,9 @@ import os
 import pickle
 import shutil
 import tempfile
+import time
 import types
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,19 +110,54 @@ class DrawnFigure:
     dpi: float  # the figure's own, which sets the size it is shown at
 
 
-def draw_handed_off(source: Path, log: Callable[[str, bytes, str], None]) -> dict[str, DrawnFigure]:
+Log = Callable[[str, bytes, str], None]  # log(run_id, png, artifact_file)
+
+
+class Drawer:
+    """Draws the figures one job hands over in `source`, each once: as they come while the job runs
+    (`draw_while`), then whatever is left once it has ended (`finish`). One thread at a time."""
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.drawn: dict[str, DrawnFigure] = {}
+        self.failure: BaseException | None = None  # the first figure that could not be drawn or logged
+
+    def draw_ready(self, log: Log) -> None:
+        """Draw and `log` each figure handed over so far and not drawn yet, in order."""
+        for key, record in _records(self.source, skipping=self.drawn):
+            png, dpi = _draw(record["figure"], record["rc"])
+            log(record["run_id"], png, record["artifact_file"])
+            self.drawn[key] = DrawnFigure(png, dpi)
+
+    def draw_while(self, running: Callable[[], bool], log: Log, every: float = 0.02) -> None:
+        """Draw each figure as it is handed over, as long as `running()` (the job's notebook runs): the last
+        job of a sweep has its figures drawn before it ends, not after. A failure is kept for `finish`."""
+        try:
+            while running():
+                self.draw_ready(log)
+                time.sleep(every)
+        except Exception as failure:  # noqa: BLE001 - the run is failed with it once the job has ended
+            self.failure = failure
+
+    def finish(self, log: Log) -> dict[str, DrawnFigure]:
+        """Draw and `log` the figures left, once the job has ended; returns every figure by key. Raises on a
+        figure that could not be drawn or logged."""
+        if self.failure is not None:
+            raise self.failure
+        self.draw_ready(log)
+        return self.drawn
+
+
+def draw_handed_off(source: Path, log: Log) -> dict[str, DrawnFigure]:
     """Draw every figure handed over in `source`, in order, and `log(run_id, png, artifact_file)` each;
     returns them by key. Raises on a figure that cannot be drawn or logged."""
-    drawn = {}
-    for key, record in _records(source):
-        png, dpi = _draw(record["figure"], record["rc"])
-        log(record["run_id"], png, record["artifact_file"])
-        drawn[key] = DrawnFigure(png, dpi)
-    return drawn
+    return Drawer(source).finish(log)
 
 
-def _records(source: Path) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def _records(source: Path, skipping: Container[str] = ()) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for path in sorted(source.glob("*.pickle")):
+        if path.stem in skipping:
+            continue
         with path.open("rb") as handle:
             yield path.stem, pickle.load(handle)  # noqa: S301 - written by this user's own kernel, in a 0700 folder
 
