@@ -4,7 +4,9 @@ In a sweep whose jobs run in this process (Hydra's basic launcher), logging a jo
 executed notebook (its HTML export above all) and closing its run can happen while the
 next job already runs in the warm kernel. One background thread does it, in order, and
 only while this process waits on a notebook's cells (`waiting_on_notebook`): between two jobs
-the runner's own work (opening the next run, parameterizing the next notebook) goes first. The
+the runner's own work (opening the next run, parameterizing the next notebook) goes first. Work
+on the job that runs now (its figures, drawn as it hands them over: `record_while_running`) takes
+its turn on the same thread without that wait, and ends with the job. The
 sweep's end (and this process's exit) waits for every run to be recorded before it ranks
 them, so no run is left RUNNING.
 """
