@@ -84,7 +84,7 @@ from pathlib import Path
 from mlflow.tracking import MlflowClient
 from mktlab.tracking import Tracker, figure_handoff
 client = MlflowClient(sys.argv[2])
-drawn = figure_handoff.draw_handed_off(Path(sys.argv[1]), lambda run_id, png, name: Tracker(client, run_id).log_bytes(png, name))
+drawn = figure_handoff.Drawer(Path(sys.argv[1])).finish(lambda run_id, png, name: Tracker(client, run_id).log_bytes(png, name))
 print(json.dumps({"keys": list(drawn), "pyplot": "matplotlib.pyplot" in sys.modules}))
 """
 
@@ -97,7 +97,7 @@ def test_the_runner_fills_the_notebooks_places_with_the_pngs_a_report_shows(trac
     book = new_notebook(cells=[new_code_cell("report.show('curve', 'spread')", outputs=shown),
                                new_code_cell("other()", outputs=[new_output("display_data", data={PENDING_FIGURE_MIME: {"key": "9999"}})])])
 
-    drawn = figure_handoff.draw_handed_off(handoff, lambda run_id, png, name: Tracker(tracker.client, run_id).log_bytes(png, name))
+    drawn = figure_handoff.Drawer(handoff).finish(lambda run_id, png, name: Tracker(tracker.client, run_id).log_bytes(png, name))
     assert figure_handoff.fill_in(book, drawn) == 1  # a place whose figure never came stays as it is
     filled = book.cells[0].outputs
     png = logged_png(tracker, "figures/curve.png", tmp_path)

@@ -224,11 +224,11 @@ def launch(
         )
     finally:
         job_ended.set()
-    if drawing is not None and not (outcome.ok and record_in_background) and not drawing.cancel():
-        drawing.result()  # the figures are finished on this thread: the drawing stops first
     if outcome.ok and record_in_background:
         record_later(lambda: _finalize_reporting(tracker, output, outcome, secrets, figures))
     else:
+        if drawing is not None and not drawing.cancel():
+            drawing.result()  # the figures are finished on this thread: the drawing stops first
         finalize(tracker, output, outcome, secrets, figures)
     metrics: dict[str, float] = {}
     if outcome.ok:

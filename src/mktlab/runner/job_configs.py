@@ -45,15 +45,14 @@ class JobConfigs:
         if "???" in OmegaConf.to_container(self.master.hydra.runtime.choices, resolve=False).values():
             return
         parsed = self.parser.parse_overrides([*self.hydra_overrides, *(str(line) for line in self.master.hydra.overrides.task)])
-        if not self._shares_composition([o for o in parsed if not o.is_sweep_override()]):
+        swept = [o for o in parsed if o.is_sweep_override()]
+        shared = [o for o in parsed if not o.is_sweep_override()]
+        if not self._shares_composition(shared) or any(self._chooses_group(o) for o in swept):
             return
-        if any(o.is_sweep_override() and self._chooses_group(o) for o in parsed):
-            return
-        values = [o for o in parsed if not o.is_sweep_override() and not self._chooses_group(o)]
+        choices, values = self._split(shared)
         if any(o.is_add() or o.is_delete() for o in values):
             return
-        key = tuple(o.input_line for o in parsed if not o.is_sweep_override() and self._chooses_group(o))
-        self._bases[key] = copy.deepcopy(self.master)
+        self._bases[tuple(o.input_line for o in choices)] = copy.deepcopy(self.master)
 
     def compose(self, job_overrides: Sequence[str]) -> DictConfig:
         """The config of the job of `job_overrides`: what `loader.load_sweep_config(master, job_overrides)` returns."""
@@ -61,14 +60,13 @@ class JobConfigs:
         parsed = self.parser.parse_overrides(lines)
         if not self._shares_composition(parsed):
             return self.loader.load_sweep_config(self.master, list(job_overrides))
-        choices = [override for override in parsed if self._chooses_group(override)]
+        choices, values = self._split(parsed)
         key = tuple(override.input_line for override in choices)
         base = self._bases.get(key)
         if base is None:
             base = self.loader.load_configuration(config_name=self.config_name, overrides=list(key), run_mode=RunMode.RUN)
             self._bases[key] = base
         config = copy.deepcopy(base)
-        values = [override for override in parsed if not self._chooses_group(override)]
         try:
             ConfigLoaderImpl._apply_overrides_to_config(values, config)  # Hydra's own step, in struct mode as there
         except OmegaConfBaseException as error:
@@ -82,6 +80,12 @@ class JobConfigs:
         no sweep left in the overrides, no search path of the command line's own."""
         return isinstance(self.loader, ConfigLoaderImpl) and not any(
             override.is_sweep_override() or override.get_key_element() == "hydra.searchpath" for override in parsed)
+
+    def _split(self, parsed: list[Override]) -> tuple[list[Override], list[Override]]:
+        """`parsed`, in order, as the overrides that choose groups and those that set values (`_chooses_group`,
+        asked once each: it looks the group up in the config sources)."""
+        chooses = [self._chooses_group(override) for override in parsed]
+        return ([o for o, group in zip(parsed, chooses) if group], [o for o, group in zip(parsed, chooses) if not group])
 
     def _chooses_group(self, override: Override) -> bool:
         """Whether `override` picks, adds or removes a config group's option (the defaults list's business), as

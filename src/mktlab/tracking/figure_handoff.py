@@ -148,12 +148,6 @@ class Drawer:
         return self.drawn
 
 
-def draw_handed_off(source: Path, log: Log) -> dict[str, DrawnFigure]:
-    """Draw every figure handed over in `source`, in order, and `log(run_id, png, artifact_file)` each;
-    returns them by key. Raises on a figure that cannot be drawn or logged."""
-    return Drawer(source).finish(log)
-
-
 def _records(source: Path, skipping: Container[str] = ()) -> Iterator[tuple[str, Mapping[str, Any]]]:
     for path in sorted(source.glob("*.pickle")):
         if path.stem in skipping:
